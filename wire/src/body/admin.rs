@@ -1,0 +1,113 @@
+//! Admin bodies keyed by message queue: consume stats and topic stats.
+//!
+//! Java keys these maps by `MessageQueue` objects, which fastjson writes as bare objects. Here the
+//! maps serialize each key as a string holding the queue's JSON; [`super::JsonBody::encode_fastjson`]
+//! writes those keys bare again, and decoding reads both forms.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::client::MessageQueue;
+use super::json_body;
+
+/// Per queue: broker max offset, group's consumer offset, time of the last stored message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OffsetWrapper {
+    pub broker_offset: i64,
+    pub consumer_offset: i64,
+    #[serde(default)]
+    pub last_timestamp: i64,
+}
+
+/// GET_CONSUME_STATS answer (`ConsumeStats`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumeStats {
+    #[serde(default)]
+    pub consume_tps: f64,
+    #[serde(default, with = "queue_keyed")]
+    pub offset_table: BTreeMap<MessageQueue, OffsetWrapper>,
+}
+
+impl ConsumeStats {
+    /// Messages stored but not yet consumed by the group, over all queues.
+    pub fn lag(&self) -> i64 {
+        self.offset_table.values().map(|o| (o.broker_offset - o.consumer_offset).max(0)).sum()
+    }
+}
+
+/// Per queue: min and max offsets and the time of the last update (`TopicOffset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicOffset {
+    #[serde(default)]
+    pub last_update_timestamp: i64,
+    pub max_offset: i64,
+    pub min_offset: i64,
+}
+
+/// GET_TOPIC_STATS_INFO answer (`TopicStatsTable`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicStatsTable {
+    #[serde(default, with = "queue_keyed")]
+    pub offset_table: BTreeMap<MessageQueue, TopicOffset>,
+}
+
+json_body!(ConsumeStats, TopicStatsTable);
+
+/// Maps keyed by `MessageQueue`, keys travelling as the queue's JSON text.
+mod queue_keyed {
+    use std::collections::BTreeMap;
+
+    use serde::de::{DeserializeOwned, Error as _};
+    use serde::ser::{Error as _, SerializeMap};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::MessageQueue;
+
+    pub fn serialize<V: Serialize, S: Serializer>(map: &BTreeMap<MessageQueue, V>, s: S) -> Result<S::Ok, S::Error> {
+        let mut out = s.serialize_map(Some(map.len()))?;
+        for (mq, v) in map {
+            let key = serde_json::to_string(mq).map_err(S::Error::custom)?;
+            out.serialize_entry(&key, v)?;
+        }
+        out.end()
+    }
+
+    pub fn deserialize<'de, V: DeserializeOwned, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<MessageQueue, V>, D::Error> {
+        let raw = BTreeMap::<String, V>::deserialize(d)?;
+        raw.into_iter()
+            .map(|(k, v)| {
+                let mq: MessageQueue =
+                    serde_json::from_str(&k).map_err(|e| D::Error::custom(format!("message queue key {k:?}: {e}")))?;
+                Ok((mq, v))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::JsonBody;
+
+    #[test]
+    fn queue_keys_are_bare_objects_in_fastjson_form_and_read_back() {
+        let mut stats = TopicStatsTable::default();
+        let mq = MessageQueue { broker_name: "broker-a".into(), queue_id: 2, topic: "TopicTest".into() };
+        stats.offset_table.insert(mq.clone(), TopicOffset { last_update_timestamp: 5, max_offset: 9, min_offset: 1 });
+        let java = stats.encode_fastjson();
+        let text = String::from_utf8(java.clone()).expect("utf8");
+        assert_eq!(
+            text,
+            r#"{"offsetTable":{{"brokerName":"broker-a","queueId":2,"topic":"TopicTest"}:{"lastUpdateTimestamp":5,"maxOffset":9,"minOffset":1}}}"#
+        );
+        assert_eq!(TopicStatsTable::decode(&java).expect("fastjson form"), stats);
+        assert_eq!(TopicStatsTable::decode(&stats.encode()).expect("standard form"), stats);
+    }
+}

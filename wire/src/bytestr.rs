@@ -1,0 +1,147 @@
+//! `ByteStr`: UTF-8 text that shares the buffer it was read from.
+//!
+//! Header fields (topic names, groups, extFields) are slices of the frame that carried them, so
+//! decoding a header costs a reference count per field rather than an allocation per field.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::ops::Deref;
+
+use bytes::Bytes;
+
+/// An immutable UTF-8 string backed by [`Bytes`]. Cloning is a reference-count increment.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ByteStr(Bytes);
+
+impl ByteStr {
+    /// A string that lives for the whole program; no allocation.
+    pub const fn from_static(s: &'static str) -> Self {
+        Self(Bytes::from_static(s.as_bytes()))
+    }
+
+    /// Wraps `bytes` if they are valid UTF-8.
+    pub fn from_utf8(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
+        std::str::from_utf8(&bytes)?;
+        Ok(Self(bytes))
+    }
+
+    /// A `ByteStr` over the part of `owner` that `s` points into, without copying; a copy of
+    /// `s` if it does not lie inside `owner`.
+    pub fn slice_ref(owner: &Bytes, s: &str) -> Self {
+        let range = owner.as_ptr_range();
+        let inside = range.start <= s.as_ptr() && s.as_bytes().as_ptr_range().end <= range.end;
+        match (s.is_empty(), inside) {
+            (true, _) => Self::default(),
+            (false, true) => Self(owner.slice_ref(s.as_bytes())),
+            (false, false) => Self::from(s),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Every constructor checked (or was given) valid UTF-8.
+        match std::str::from_utf8(&self.0) {
+            Ok(s) => s,
+            Err(_) => unreachable!("ByteStr holds UTF-8 by construction"),
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+}
+
+impl Deref for ByteStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for ByteStr {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Borrow<str> for ByteStr {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<String> for ByteStr {
+    fn from(s: String) -> Self {
+        Self(Bytes::from(s))
+    }
+}
+
+impl From<&str> for ByteStr {
+    fn from(s: &str) -> Self {
+        Self(Bytes::copy_from_slice(s.as_bytes()))
+    }
+}
+
+impl From<ByteStr> for String {
+    fn from(s: ByteStr) -> Self {
+        s.as_str().to_owned()
+    }
+}
+
+impl PartialEq<str> for ByteStr {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for ByteStr {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl fmt::Debug for ByteStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for ByteStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ByteStr {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ByteStr {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_ref_shares_the_owner() {
+        let owner = Bytes::from_static(b"topic=TopicTest");
+        let text = std::str::from_utf8(&owner[6..]).expect("ascii");
+        let s = ByteStr::slice_ref(&owner, text);
+        assert_eq!(s, "TopicTest");
+        assert_eq!(s.as_bytes().as_ptr(), owner[6..].as_ptr());
+    }
+
+    #[test]
+    fn rejects_invalid_utf8() {
+        assert!(ByteStr::from_utf8(Bytes::from_static(&[0xff, 0xfe])).is_err());
+    }
+}

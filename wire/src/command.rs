@@ -1,0 +1,291 @@
+//! `RemotingCommand`: one request or response of the RocketMQ remoting protocol.
+
+use bytes::Bytes;
+
+use crate::bytestr::ByteStr;
+use crate::error::HeaderError;
+use crate::header::CommandHeader;
+
+/// Flag bit 0: this command is a response.
+pub const FLAG_RESPONSE: i32 = 1;
+/// Flag bit 1: the sender expects no response.
+pub const FLAG_ONEWAY: i32 = 1 << 1;
+
+/// `version` that Apogee puts in the commands it originates: the Java 4.9.8 value
+/// (`MQVersion.Version.V4_9_8.ordinal()`), so that version checks on the other side treat us as 4.9.8.
+pub const VERSION_4_9_8: i32 = 409;
+/// `MQVersion.Version.V4_9_4.ordinal()`: from this client version on, the Java name server quotes
+/// every map key in a topic route.
+pub const VERSION_4_9_4: i32 = 401;
+
+/// How a header is serialized: the top byte of the second length word of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SerializeType {
+    #[default]
+    Json,
+    RocketMq,
+}
+
+impl SerializeType {
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Json => 0,
+            Self::RocketMq => 1,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Self::Json),
+            1 => Some(Self::RocketMq),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Json => "JSON",
+            Self::RocketMq => "ROCKETMQ",
+        }
+    }
+}
+
+/// The sender's language (`LanguageCode`). Names the Java enum lacks decode as `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LanguageCode {
+    #[default]
+    Java,
+    Cpp,
+    Dotnet,
+    Python,
+    Delphi,
+    Erlang,
+    Ruby,
+    Other,
+    Http,
+    Go,
+    Php,
+    Oms,
+    Rust,
+}
+
+const LANGUAGES: [(LanguageCode, &str); 13] = [
+    (LanguageCode::Java, "JAVA"),
+    (LanguageCode::Cpp, "CPP"),
+    (LanguageCode::Dotnet, "DOTNET"),
+    (LanguageCode::Python, "PYTHON"),
+    (LanguageCode::Delphi, "DELPHI"),
+    (LanguageCode::Erlang, "ERLANG"),
+    (LanguageCode::Ruby, "RUBY"),
+    (LanguageCode::Other, "OTHER"),
+    (LanguageCode::Http, "HTTP"),
+    (LanguageCode::Go, "GO"),
+    (LanguageCode::Php, "PHP"),
+    (LanguageCode::Oms, "OMS"),
+    (LanguageCode::Rust, "RUST"),
+];
+
+impl LanguageCode {
+    /// The byte used by the ROCKETMQ serialization (the Java enum's code).
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_code(code: u8) -> Self {
+        LANGUAGES.get(code as usize).map_or(Self::Other, |(l, _)| *l)
+    }
+
+    pub fn name(self) -> &'static str {
+        LANGUAGES[self as usize].1
+    }
+
+    pub fn from_name(name: &str) -> Self {
+        LANGUAGES.iter().find(|(_, n)| *n == name).map_or(Self::Other, |(l, _)| *l)
+    }
+}
+
+/// The `extFields` map: custom header fields, all values strings.
+///
+/// Kept as a small vector in arrival order: headers have a dozen fields at most, a linear scan
+/// beats hashing at that size, and the order makes re-encoding reproducible.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtFields(Vec<(ByteStr, ByteStr)>);
+
+impl ExtFields {
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    pub fn with_capacity(n: usize) -> Self {
+        Self(Vec::with_capacity(n))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&ByteStr> {
+        self.0.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+    }
+
+    /// Sets `key` to `value`, replacing an earlier value of the same key.
+    pub fn insert(&mut self, key: impl Into<ByteStr>, value: impl Into<ByteStr>) {
+        let key = key.into();
+        let value = value.into();
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((key, value)),
+        }
+    }
+
+    /// Appends without looking for an earlier value: for decoders and typed headers, whose keys
+    /// are distinct by construction.
+    pub(crate) fn push(&mut self, key: ByteStr, value: ByteStr) {
+        self.0.push((key, value));
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<ByteStr> {
+        let at = self.0.iter().position(|(k, _)| k.as_str() == key)?;
+        Some(self.0.remove(at).1)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&ByteStr, &ByteStr)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// True when both hold the same key/value pairs, in any order.
+    pub fn same_entries(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(k, v)| other.get(k) == Some(v))
+    }
+}
+
+impl<K: Into<ByteStr>, V: Into<ByteStr>> FromIterator<(K, V)> for ExtFields {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut fields = Self::new();
+        for (k, v) in iter {
+            fields.insert(k, v);
+        }
+        fields
+    }
+}
+
+/// One request or response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RemotingCommand {
+    /// Request code for a request, response code for a response.
+    pub code: i32,
+    pub language: LanguageCode,
+    pub version: i32,
+    /// Matches a response to its request.
+    pub opaque: i32,
+    pub flag: i32,
+    pub remark: Option<ByteStr>,
+    pub ext_fields: ExtFields,
+    /// The serialization the header arrived in, and will be encoded in.
+    pub serialize_type: SerializeType,
+    pub body: Bytes,
+}
+
+impl RemotingCommand {
+    /// A request with the given code, sent as Apogee (Java 4.9.8, JSON header).
+    pub fn request(code: i32) -> Self {
+        Self { code, version: VERSION_4_9_8, ..Self::default() }
+    }
+
+    /// A response to `request`: same opaque and serialization, response flag set.
+    pub fn response_to(request: &RemotingCommand, code: i32) -> Self {
+        Self {
+            code,
+            version: VERSION_4_9_8,
+            opaque: request.opaque,
+            flag: FLAG_RESPONSE,
+            serialize_type: request.serialize_type,
+            ..Self::default()
+        }
+    }
+
+    pub fn is_response(&self) -> bool {
+        self.flag & FLAG_RESPONSE != 0
+    }
+
+    pub fn is_oneway(&self) -> bool {
+        self.flag & FLAG_ONEWAY != 0
+    }
+
+    pub fn mark_oneway(mut self) -> Self {
+        self.flag |= FLAG_ONEWAY;
+        self
+    }
+
+    pub fn with_remark(mut self, remark: impl Into<ByteStr>) -> Self {
+        self.remark = Some(remark.into());
+        self
+    }
+
+    pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    pub fn with_serialize_type(mut self, serialize_type: SerializeType) -> Self {
+        self.serialize_type = serialize_type;
+        self
+    }
+
+    /// Writes a typed header's fields into `extFields`.
+    pub fn with_header<H: CommandHeader>(mut self, header: &H) -> Self {
+        header.write_to(&mut self.ext_fields);
+        self
+    }
+
+    /// Reads `extFields` as a typed header.
+    pub fn header<H: CommandHeader>(&self) -> Result<H, HeaderError> {
+        H::read_from(&self.ext_fields)
+    }
+
+    /// The remark as text ("" when absent).
+    pub fn remark_str(&self) -> &str {
+        self.remark.as_deref().unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_codes_round_trip() {
+        for (lang, name) in LANGUAGES {
+            assert_eq!(LanguageCode::from_code(lang.code()), lang);
+            assert_eq!(LanguageCode::from_name(name), lang);
+        }
+        assert_eq!(LanguageCode::Rust.code(), 12);
+        assert_eq!(LanguageCode::from_name("COBOL"), LanguageCode::Other);
+        assert_eq!(LanguageCode::from_code(200), LanguageCode::Other);
+    }
+
+    #[test]
+    fn ext_fields_insert_replaces() {
+        let mut f = ExtFields::new();
+        f.insert("topic", "a");
+        f.insert("topic", "b");
+        assert_eq!(f.len(), 1);
+        assert_eq!(f.get("topic").map(|v| v.as_str()), Some("b"));
+        assert_eq!(f.remove("topic").as_deref(), Some("b"));
+        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn response_keeps_opaque_and_serialization() {
+        let req =
+            RemotingCommand { opaque: 42, serialize_type: SerializeType::RocketMq, ..RemotingCommand::request(105) };
+        let resp = RemotingCommand::response_to(&req, 0);
+        assert!(resp.is_response());
+        assert_eq!(resp.opaque, 42);
+        assert_eq!(resp.serialize_type, SerializeType::RocketMq);
+    }
+}

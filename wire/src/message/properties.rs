@@ -1,0 +1,112 @@
+//! The message properties string: `key \u0001 value \u0002 key \u0001 value ...`.
+//!
+//! Parsing follows Java's `string2messageProperties`: a pair needs a non-empty key and value,
+//! anything else between separators is skipped, and a trailing separator is allowed.
+
+/// Between a key and its value.
+pub const NAME_VALUE_SEPARATOR: char = '\u{1}';
+/// Between pairs.
+pub const PROPERTY_SEPARATOR: char = '\u{2}';
+
+pub const KEYS: &str = "KEYS";
+pub const TAGS: &str = "TAGS";
+pub const WAIT_STORE_MSG_OK: &str = "WAIT";
+pub const DELAY_TIME_LEVEL: &str = "DELAY";
+pub const RETRY_TOPIC: &str = "RETRY_TOPIC";
+pub const REAL_TOPIC: &str = "REAL_TOPIC";
+pub const REAL_QUEUE_ID: &str = "REAL_QID";
+pub const TRANSACTION_PREPARED: &str = "TRAN_MSG";
+pub const PRODUCER_GROUP: &str = "PGROUP";
+pub const MIN_OFFSET: &str = "MIN_OFFSET";
+pub const MAX_OFFSET: &str = "MAX_OFFSET";
+pub const BUYER_ID: &str = "BUYER_ID";
+pub const ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
+pub const TRANSFER_FLAG: &str = "TRANSFER_FLAG";
+pub const CORRECTION_FLAG: &str = "CORRECTION_FLAG";
+pub const MQ2_FLAG: &str = "MQ2_FLAG";
+pub const RECONSUME_TIME: &str = "RECONSUME_TIME";
+pub const MSG_REGION: &str = "MSG_REGION";
+pub const TRACE_SWITCH: &str = "TRACE_ON";
+pub const UNIQ_CLIENT_MESSAGE_ID_KEYIDX: &str = "UNIQ_KEY";
+pub const MAX_RECONSUME_TIMES: &str = "MAX_RECONSUME_TIMES";
+pub const CONSUME_START_TIMESTAMP: &str = "CONSUME_START_TIME";
+pub const TRANSACTION_PREPARED_QUEUE_OFFSET: &str = "TRAN_PREPARED_QUEUE_OFFSET";
+pub const TRANSACTION_CHECK_TIMES: &str = "TRANSACTION_CHECK_TIMES";
+pub const CHECK_IMMUNITY_TIME_IN_SECONDS: &str = "CHECK_IMMUNITY_TIME_IN_SECONDS";
+pub const INSTANCE_ID: &str = "INSTANCE_ID";
+pub const CORRELATION_ID: &str = "CORRELATION_ID";
+pub const MESSAGE_REPLY_TO_CLIENT: &str = "REPLY_TO_CLIENT";
+pub const MESSAGE_TTL: &str = "TTL";
+pub const REPLY_MESSAGE_ARRIVE_TIME: &str = "ARRIVE_TIME";
+pub const PUSH_REPLY_TIME: &str = "PUSH_REPLY_TIME";
+pub const CLUSTER: &str = "CLUSTER";
+pub const MESSAGE_TYPE: &str = "MSG_TYPE";
+/// Several keys in `KEYS` are separated by a space.
+pub const KEY_SEPARATOR: char = ' ';
+
+/// The `(key, value)` pairs of a properties string, in order, without allocating.
+pub fn pairs(properties: &str) -> impl Iterator<Item = (&str, &str)> {
+    properties.split(PROPERTY_SEPARATOR).filter_map(|pair| {
+        let (k, v) = pair.split_once(NAME_VALUE_SEPARATOR)?;
+        (!k.is_empty() && !v.is_empty()).then_some((k, v))
+    })
+}
+
+/// The value of `key`, if present.
+pub fn get<'a>(properties: &'a str, key: &str) -> Option<&'a str> {
+    pairs(properties).find(|(k, _)| *k == key).map(|(_, v)| v)
+}
+
+/// Encodes pairs as Java 4.9.8 does: separators between pairs, none after the last.
+pub fn encode<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = String::new();
+    for (k, v) in pairs {
+        if !out.is_empty() {
+            out.push(PROPERTY_SEPARATOR);
+        }
+        out.push_str(k);
+        out.push(NAME_VALUE_SEPARATOR);
+        out.push_str(v);
+    }
+    out
+}
+
+/// `properties` with `key` set to `value` (replacing an earlier value).
+pub fn with(properties: &str, key: &str, value: &str) -> String {
+    encode(pairs(properties).filter(|(k, _)| *k != key).chain(std::iter::once((key, value))))
+}
+
+/// `properties` without `key`.
+pub fn without(properties: &str, key: &str) -> String {
+    encode(pairs(properties).filter(|(k, _)| *k != key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_java_and_cpp_forms() {
+        // Java 4.9.8: no trailing separator. C++ client: trailing separator.
+        let java = "prop1\u{1}v1\u{2}KEYS\u{1}key-0\u{2}TAGS\u{1}TagA";
+        let cpp = "KEYS\u{1}key-0\u{2}TAGS\u{1}TagA\u{2}";
+        assert_eq!(get(java, TAGS), Some("TagA"));
+        assert_eq!(get(java, "prop1"), Some("v1"));
+        assert_eq!(get(cpp, KEYS), Some("key-0"));
+        assert_eq!(pairs(cpp).count(), 2);
+    }
+
+    #[test]
+    fn skips_malformed_pairs_like_java() {
+        let odd = "\u{1}v\u{2}k\u{1}\u{2}novalue\u{2}a\u{1}b";
+        assert_eq!(pairs(odd).collect::<Vec<_>>(), vec![("a", "b")]);
+    }
+
+    #[test]
+    fn encode_round_trips() {
+        let s = encode([("KEYS", "k1 k2"), ("TAGS", "t")]);
+        assert_eq!(s, "KEYS\u{1}k1 k2\u{2}TAGS\u{1}t");
+        assert_eq!(get(&with(&s, "TAGS", "u"), TAGS), Some("u"));
+        assert_eq!(get(&without(&s, "TAGS"), TAGS), None);
+    }
+}
