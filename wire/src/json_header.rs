@@ -137,6 +137,10 @@ struct JsonHeader<'a> {
 
 /// Decodes a JSON header; unescaped strings share `header`'s buffer.
 pub(crate) fn decode(header: &Bytes, body: Bytes) -> Result<RemotingCommand, WireError> {
+    // serde would also take a struct as an array of its members; a header is always an object.
+    if header.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(WireError::JsonHeader(serde::de::Error::custom("header is not a JSON object")));
+    }
     let parsed: JsonHeader<'_> = serde_json::from_slice(header).map_err(WireError::JsonHeader)?;
     let language = match parsed.language.and_then(|l| l.0) {
         Some(name) => LanguageCode::from_name(&name.0),

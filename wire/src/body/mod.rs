@@ -29,6 +29,10 @@ pub trait JsonBody: Serialize + DeserializeOwned {
     const NAME: &'static str;
 
     fn decode(body: &[u8]) -> Result<Self, BodyError> {
+        // serde would also take a struct as an array of its members; these bodies are objects.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(BodyError::Invalid { body: Self::NAME, reason: "not a JSON object".into() });
+        }
         let json = fastjson::normalize_keys(body);
         serde_json::from_slice(&json).map_err(|source| BodyError::Json { body: Self::NAME, source })
     }

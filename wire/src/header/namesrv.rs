@@ -13,7 +13,7 @@ header! {
         broker_id: i64 = "brokerId",
         /// Body is the deflated binary form of `RegisterBrokerBody`.
         compressed: Option<bool> = "compressed",
-        /// CRC32 (IEEE) of the body, as a signed Java int; 0 means "not checked".
+        /// CRC32 (IEEE) of the body masked to 31 bits (`UtilAll.crc32`, as BODYCRC); 0 = not checked.
         body_crc32: Option<i32> = "bodyCrc32",
     }
 }
