@@ -38,11 +38,22 @@ impl ByteStr {
     }
 
     pub fn as_str(&self) -> &str {
-        // Every constructor checked (or was given) valid UTF-8.
-        match std::str::from_utf8(&self.0) {
-            Ok(s) => s,
-            Err(_) => unreachable!("ByteStr holds UTF-8 by construction"),
+        debug_assert!(std::str::from_utf8(&self.0).is_ok());
+        // SAFETY: every constructor takes a `str` or checks the bytes with `from_utf8`, and the
+        // bytes are immutable afterwards. Validating again on every access cost ~30 % of a
+        // header decode + encode (measured with `cargo bench -p wire`).
+        #[allow(unsafe_code)]
+        unsafe {
+            std::str::from_utf8_unchecked(&self.0)
         }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     pub fn as_bytes(&self) -> &[u8] {

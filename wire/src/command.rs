@@ -104,6 +104,10 @@ impl LanguageCode {
     }
 }
 
+/// Most `extFields` entries a decoded header may carry. Real headers have under 20; the bound
+/// keeps duplicate-key handling linear in practice and a hostile header cheap to reject.
+pub const MAX_EXT_FIELDS: usize = 256;
+
 /// The `extFields` map: custom header fields, all values strings.
 ///
 /// Kept as a small vector in arrival order: headers have a dozen fields at most, a linear scan
@@ -121,7 +125,7 @@ impl ExtFields {
     }
 
     pub fn get(&self, key: &str) -> Option<&ByteStr> {
-        self.0.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+        self.0.iter().find(|(k, _)| k.as_bytes() == key.as_bytes()).map(|(_, v)| v)
     }
 
     /// Sets `key` to `value`, replacing an earlier value of the same key.
@@ -134,14 +138,49 @@ impl ExtFields {
         }
     }
 
-    /// Appends without looking for an earlier value: for decoders and typed headers, whose keys
-    /// are distinct by construction.
+    /// Appends without looking for an earlier value: for typed headers, whose keys are distinct
+    /// by construction, and for decoders, which call `dedup_keep_last` when done.
     pub(crate) fn push(&mut self, key: ByteStr, value: ByteStr) {
         self.0.push((key, value));
     }
 
+    /// Drops every entry whose key appears again later, so each key keeps its last value (as
+    /// Java's HashMap does). Keys are compared by a 64-bit fingerprint first, so the usual case
+    /// of distinct keys costs no byte comparisons.
+    pub(crate) fn dedup_keep_last(&mut self) {
+        fn fingerprint(key: &[u8]) -> u64 {
+            let mut prefix = [0u8; 8];
+            let n = key.len().min(7);
+            prefix[..n].copy_from_slice(&key[..n]);
+            prefix[7] = key.len() as u8;
+            u64::from_le_bytes(prefix)
+        }
+        let n = self.0.len();
+        let mut small = [0u64; 32];
+        let mut large = Vec::new();
+        let prints: &mut [u64] = if n <= small.len() {
+            &mut small[..n]
+        } else {
+            large.resize(n, 0);
+            &mut large
+        };
+        for (print, (k, _)) in prints.iter_mut().zip(&self.0) {
+            *print = fingerprint(k.as_bytes());
+        }
+        let superseded = |i: usize| (i + 1..n).any(|j| prints[i] == prints[j] && self.0[i].0 == self.0[j].0);
+        if !(0..n).any(superseded) {
+            return;
+        }
+        let keep: Vec<bool> = (0..n).map(|i| !superseded(i)).collect();
+        let mut at = 0;
+        self.0.retain(|_| {
+            at += 1;
+            keep[at - 1]
+        });
+    }
+
     pub fn remove(&mut self, key: &str) -> Option<ByteStr> {
-        let at = self.0.iter().position(|(k, _)| k.as_str() == key)?;
+        let at = self.0.iter().position(|(k, _)| k.as_bytes() == key.as_bytes())?;
         Some(self.0.remove(at).1)
     }
 

@@ -26,6 +26,8 @@ pub enum WireError {
     RocketMqNegativeLength { what: &'static str, len: i32 },
     #[error("{what} is not valid UTF-8")]
     InvalidUtf8 { what: &'static str },
+    #[error("header has more than {max} extFields entries")]
+    TooManyExtFields { max: usize },
 }
 
 /// A custom header (the typed view of `extFields`) that is missing a field or has a bad value.

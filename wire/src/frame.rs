@@ -126,10 +126,7 @@ pub fn encode_head(cmd: &RemotingCommand, dst: &mut BytesMut) {
     let header_start = dst.len();
     match cmd.serialize_type {
         SerializeType::Json => json_header::encode(cmd, dst),
-        SerializeType::RocketMq => {
-            dst.reserve(rocketmq_header::encoded_len(cmd));
-            rocketmq_header::encode(cmd, dst)
-        }
+        SerializeType::RocketMq => rocketmq_header::encode(cmd, dst),
     }
     let header_len = dst.len() - header_start;
     let total = 4 + header_len + cmd.body.len();

@@ -15,7 +15,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::bytestr::ByteStr;
-use crate::command::{ExtFields, LanguageCode, RemotingCommand, SerializeType};
+use crate::command::{ExtFields, LanguageCode, RemotingCommand, SerializeType, MAX_EXT_FIELDS};
 use crate::error::WireError;
 
 /// A JSON string, borrowed from the input when it had no escapes.
@@ -150,6 +150,10 @@ pub(crate) fn decode(header: &Bytes, body: Bytes) -> Result<RemotingCommand, Wir
     let mut ext_fields = ExtFields::new();
     if let Some(fields) = parsed.ext_fields {
         for (k, v) in fields.0 {
+            if ext_fields.len() == MAX_EXT_FIELDS {
+                return Err(WireError::TooManyExtFields { max: MAX_EXT_FIELDS });
+            }
+            // A repeated key keeps its last value, as Java's HashMap does.
             ext_fields.insert(k.into_bytestr(header), v.into_bytestr(header));
         }
     }

@@ -45,7 +45,8 @@ mod rocketmq_header;
 
 pub use bytestr::ByteStr;
 pub use command::{
-    ExtFields, LanguageCode, RemotingCommand, SerializeType, FLAG_ONEWAY, FLAG_RESPONSE, VERSION_4_9_4, VERSION_4_9_8,
+    ExtFields, LanguageCode, RemotingCommand, SerializeType, FLAG_ONEWAY, FLAG_RESPONSE, MAX_EXT_FIELDS, VERSION_4_9_4,
+    VERSION_4_9_8,
 };
 pub use error::{BodyError, HeaderError, MessageError, WireError};
 pub use frame::{decode_frame, encode, encode_head, encode_to_bytes, FrameDecoder, MAX_FRAME_BYTES_DEFAULT};

@@ -10,7 +10,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::bytestr::ByteStr;
-use crate::command::{ExtFields, LanguageCode, RemotingCommand, SerializeType};
+use crate::command::{ExtFields, LanguageCode, RemotingCommand, SerializeType, MAX_EXT_FIELDS};
 use crate::error::WireError;
 
 /// Fixed part: code, language, version, opaque, flag, remark length, extFields length.
@@ -100,8 +100,13 @@ pub(crate) fn decode(header: &Bytes, body: Bytes) -> Result<RemotingCommand, Wir
                 header_len: header.len(),
             });
         }
+        if ext_fields.len() == MAX_EXT_FIELDS {
+            return Err(WireError::TooManyExtFields { max: MAX_EXT_FIELDS });
+        }
         ext_fields.push(key, value);
     }
+    // A repeated key keeps its last value, as Java's HashMap does.
+    ext_fields.dedup_keep_last();
 
     Ok(RemotingCommand {
         code,
@@ -116,15 +121,11 @@ pub(crate) fn decode(header: &Bytes, body: Bytes) -> Result<RemotingCommand, Wir
     })
 }
 
-/// The encoded length of `cmd`'s header.
-pub(crate) fn encoded_len(cmd: &RemotingCommand) -> usize {
-    let remark = cmd.remark.as_ref().map_or(0, |r| r.len());
-    let ext: usize = cmd.ext_fields.iter().map(|(k, v)| 2 + k.len() + 4 + v.len()).sum();
-    FIXED_LEN + remark + ext
-}
-
 /// Appends `cmd`'s header. Codes and versions are 16-bit on this wire, as in Java.
 pub(crate) fn encode(cmd: &RemotingCommand, dst: &mut BytesMut) {
+    let remark_len = cmd.remark.as_ref().map_or(0, |r| r.len());
+    let ext_len: usize = cmd.ext_fields.iter().map(|(k, v)| 2 + k.len() + 4 + v.len()).sum();
+    dst.reserve(FIXED_LEN + remark_len + ext_len);
     dst.put_i16(cmd.code as i16);
     dst.put_u8(cmd.language.code());
     dst.put_i16(cmd.version as i16);
@@ -137,7 +138,6 @@ pub(crate) fn encode(cmd: &RemotingCommand, dst: &mut BytesMut) {
         }
         _ => dst.put_i32(0),
     }
-    let ext_len: usize = cmd.ext_fields.iter().map(|(k, v)| 2 + k.len() + 4 + v.len()).sum();
     dst.put_i32(ext_len as i32);
     for (k, v) in cmd.ext_fields.iter() {
         dst.put_u16(k.len() as u16);

@@ -153,3 +153,32 @@ fn random_garbage_never_panics() {
         let _ = TopicRouteData::decode(&bytes);
     }
 }
+
+#[test]
+fn repeated_keys_keep_the_last_value_and_huge_headers_are_refused() {
+    let json = frame(0, br#"{"code":11,"extFields":{"queueId":"1","queueId":"2"}}"#, b"");
+    let cmd = decode(json).expect("valid");
+    assert_eq!(cmd.ext_fields.len(), 1);
+    assert_eq!(cmd.ext_fields.get("queueId").map(|v| v.as_str()), Some("2"));
+
+    let mut many = String::from(r#"{"code":11,"extFields":{"#);
+    for i in 0..=wire::MAX_EXT_FIELDS {
+        many.push_str(&format!(r#""k{i}":"v","#));
+    }
+    many.push_str(r#""last":"v"}}"#);
+    assert!(matches!(decode(frame(0, many.as_bytes(), b"")), Err(WireError::TooManyExtFields { .. })));
+
+    let mut header = BytesMut::new();
+    header.put_slice(&[0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let mut fields = BytesMut::new();
+    for _ in 0..2 {
+        fields.put_u16(1);
+        fields.put_u8(b'k');
+        fields.put_i32(1);
+        fields.put_u8(b'v');
+    }
+    header.put_i32(fields.len() as i32);
+    header.put_slice(&fields);
+    let cmd = decode(frame(1, &header, b"")).expect("valid");
+    assert_eq!(cmd.ext_fields.len(), 1);
+}
