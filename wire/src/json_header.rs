@@ -153,9 +153,10 @@ pub(crate) fn decode(header: &Bytes, body: Bytes) -> Result<RemotingCommand, Wir
             if ext_fields.len() == MAX_EXT_FIELDS {
                 return Err(WireError::TooManyExtFields { max: MAX_EXT_FIELDS });
             }
-            // A repeated key keeps its last value, as Java's HashMap does.
-            ext_fields.insert(k.into_bytestr(header), v.into_bytestr(header));
+            ext_fields.push(k.into_bytestr(header), v.into_bytestr(header));
         }
+        // A repeated key keeps its last value, as Java's HashMap does.
+        ext_fields.dedup_keep_last();
     }
     Ok(RemotingCommand {
         code: parsed.code,
