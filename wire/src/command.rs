@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use crate::bytestr::ByteStr;
-use crate::error::HeaderError;
+use crate::error::{HeaderError, WireError};
 use crate::header::CommandHeader;
 
 /// Flag bit 0: this command is a response.
@@ -139,9 +139,19 @@ impl ExtFields {
     }
 
     /// Appends without looking for an earlier value: for typed headers, whose keys are distinct
-    /// by construction, and for decoders, which call `dedup_keep_last` when done.
+    /// by construction.
     pub(crate) fn push(&mut self, key: ByteStr, value: ByteStr) {
         self.0.push((key, value));
+    }
+
+    /// Appends an entry read off the wire, refusing more than `MAX_EXT_FIELDS`. Decoders call
+    /// `dedup_keep_last` once all entries are in.
+    pub(crate) fn push_decoded(&mut self, key: ByteStr, value: ByteStr) -> Result<(), WireError> {
+        if self.0.len() == MAX_EXT_FIELDS {
+            return Err(WireError::TooManyExtFields { max: MAX_EXT_FIELDS });
+        }
+        self.0.push((key, value));
+        Ok(())
     }
 
     /// Drops every entry whose key appears again later, so each key keeps its last value (as
@@ -168,10 +178,10 @@ impl ExtFields {
             *print = fingerprint(k.as_bytes());
         }
         let superseded = |i: usize| (i + 1..n).any(|j| prints[i] == prints[j] && self.0[i].0 == self.0[j].0);
-        if !(0..n).any(superseded) {
+        let Some(first) = (0..n).position(superseded) else {
             return;
-        }
-        let keep: Vec<bool> = (0..n).map(|i| !superseded(i)).collect();
+        };
+        let keep: Vec<bool> = (0..n).map(|i| i < first || (i > first && !superseded(i))).collect();
         let mut at = 0;
         self.0.retain(|_| {
             at += 1;

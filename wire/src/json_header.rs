@@ -15,7 +15,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::bytestr::ByteStr;
-use crate::command::{ExtFields, LanguageCode, RemotingCommand, SerializeType, MAX_EXT_FIELDS};
+use crate::command::{ExtFields, LanguageCode, RemotingCommand, SerializeType};
 use crate::error::WireError;
 
 /// A JSON string, borrowed from the input when it had no escapes.
@@ -137,8 +137,7 @@ struct JsonHeader<'a> {
 
 /// Decodes a JSON header; unescaped strings share `header`'s buffer.
 pub(crate) fn decode(header: &Bytes, body: Bytes) -> Result<RemotingCommand, WireError> {
-    // serde would also take a struct as an array of its members; a header is always an object.
-    if header.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+    if !crate::body::fastjson::is_object(header) {
         return Err(WireError::JsonHeader(serde::de::Error::custom("header is not a JSON object")));
     }
     let parsed: JsonHeader<'_> = serde_json::from_slice(header).map_err(WireError::JsonHeader)?;
@@ -150,10 +149,7 @@ pub(crate) fn decode(header: &Bytes, body: Bytes) -> Result<RemotingCommand, Wir
     let mut ext_fields = ExtFields::new();
     if let Some(fields) = parsed.ext_fields {
         for (k, v) in fields.0 {
-            if ext_fields.len() == MAX_EXT_FIELDS {
-                return Err(WireError::TooManyExtFields { max: MAX_EXT_FIELDS });
-            }
-            ext_fields.push(k.into_bytestr(header), v.into_bytestr(header));
+            ext_fields.push_decoded(k.into_bytestr(header), v.into_bytestr(header))?;
         }
         // A repeated key keeps its last value, as Java's HashMap does.
         ext_fields.dedup_keep_last();

@@ -10,7 +10,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::bytestr::ByteStr;
-use crate::command::{ExtFields, LanguageCode, RemotingCommand, SerializeType, MAX_EXT_FIELDS};
+use crate::command::{ExtFields, LanguageCode, RemotingCommand, SerializeType};
 use crate::error::WireError;
 
 /// Fixed part: code, language, version, opaque, flag, remark length, extFields length.
@@ -100,10 +100,7 @@ pub(crate) fn decode(header: &Bytes, body: Bytes) -> Result<RemotingCommand, Wir
                 header_len: header.len(),
             });
         }
-        if ext_fields.len() == MAX_EXT_FIELDS {
-            return Err(WireError::TooManyExtFields { max: MAX_EXT_FIELDS });
-        }
-        ext_fields.push(key, value);
+        ext_fields.push_decoded(key, value)?;
     }
     // A repeated key keeps its last value, as Java's HashMap does.
     ext_fields.dedup_keep_last();

@@ -13,6 +13,12 @@ use std::io;
 use serde::Serialize;
 use serde_json::ser::{CompactFormatter, Formatter};
 
+/// Whether `input` starts (after white space) as a JSON object. serde would also accept a struct
+/// written as an array of its members; every header and body here is an object.
+pub fn is_object(input: &[u8]) -> bool {
+    input.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
 /// `input` with every bare object key turned into a JSON string of its text. Borrowed when
 /// there was nothing to rewrite. Malformed input passes through for the JSON parser to reject.
 pub fn normalize_keys(input: &[u8]) -> Cow<'_, [u8]> {

@@ -29,8 +29,7 @@ pub trait JsonBody: Serialize + DeserializeOwned {
     const NAME: &'static str;
 
     fn decode(body: &[u8]) -> Result<Self, BodyError> {
-        // serde would also take a struct as an array of its members; these bodies are objects.
-        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        if !fastjson::is_object(body) {
             return Err(BodyError::Invalid { body: Self::NAME, reason: "not a JSON object".into() });
         }
         let json = fastjson::normalize_keys(body);
