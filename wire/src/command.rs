@@ -5,6 +5,7 @@ use bytes::Bytes;
 use crate::bytestr::ByteStr;
 use crate::error::{HeaderError, WireError};
 use crate::header::CommandHeader;
+use crate::known_keys::KnownKey;
 
 /// Flag bit 0: this command is a response.
 pub const FLAG_RESPONSE: i32 = 1;
@@ -144,20 +145,10 @@ impl ExtFields {
         self.0.push((key, value));
     }
 
-    /// Appends an entry read off the wire, refusing more than `MAX_EXT_FIELDS`. Decoders call
-    /// `dedup_keep_last` once all entries are in.
-    pub(crate) fn push_decoded(&mut self, key: ByteStr, value: ByteStr) -> Result<(), WireError> {
-        if self.0.len() == MAX_EXT_FIELDS {
-            return Err(WireError::TooManyExtFields { max: MAX_EXT_FIELDS });
-        }
-        self.0.push((key, value));
-        Ok(())
-    }
-
     /// Drops every entry whose key appears again later, so each key keeps its last value (as
     /// Java's HashMap does). Keys are compared by a 64-bit fingerprint first, so the usual case
     /// of distinct keys costs no byte comparisons.
-    pub(crate) fn dedup_keep_last(&mut self) {
+    fn dedup_keep_last(&mut self) {
         fn fingerprint(key: &[u8]) -> u64 {
             let mut prefix = [0u8; 8];
             let n = key.len().min(7);
@@ -209,6 +200,54 @@ impl ExtFields {
     /// True when both hold the same key/value pairs, in any order.
     pub fn same_entries(&self, other: &Self) -> bool {
         self.len() == other.len() && self.iter().all(|(k, v)| other.get(k) == Some(v))
+    }
+}
+
+/// Gathers the extFields entries a decoder reads off the wire: refuses more than
+/// `MAX_EXT_FIELDS`, and makes a repeated key keep its last value, as Java's HashMap does.
+///
+/// Known keys (see `known_keys`) are tracked in a bit set, so the usual header, whose keys are
+/// all known and distinct, needs no key comparisons at all.
+pub(crate) struct ExtFieldsReader {
+    fields: ExtFields,
+    seen: u128,
+    unknown: usize,
+    repeated: bool,
+}
+
+impl ExtFieldsReader {
+    pub(crate) fn new() -> Self {
+        Self { fields: ExtFields::with_capacity(16), seen: 0, unknown: 0, repeated: false }
+    }
+
+    /// Adds an entry whose key is not a known field name.
+    pub(crate) fn push(&mut self, key: ByteStr, value: ByteStr) -> Result<(), WireError> {
+        self.unknown += 1;
+        self.push_entry(key, value)
+    }
+
+    pub(crate) fn push_known(&mut self, key: KnownKey, value: ByteStr) -> Result<(), WireError> {
+        let bit = 1u128 << key.id;
+        self.repeated |= self.seen & bit != 0;
+        self.seen |= bit;
+        self.push_entry(key.text, value)
+    }
+
+    fn push_entry(&mut self, key: ByteStr, value: ByteStr) -> Result<(), WireError> {
+        if self.fields.len() == MAX_EXT_FIELDS {
+            return Err(WireError::TooManyExtFields { max: MAX_EXT_FIELDS });
+        }
+        self.fields.0.push((key, value));
+        Ok(())
+    }
+
+    pub(crate) fn finish(mut self) -> ExtFields {
+        // An unknown key never equals a known one, so only a repeated known key or two unknown
+        // keys can need the scan.
+        if self.repeated || self.unknown > 1 {
+            self.fields.dedup_keep_last();
+        }
+        self.fields
     }
 }
 

@@ -15,8 +15,9 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::bytestr::ByteStr;
-use crate::command::{ExtFields, LanguageCode, RemotingCommand, SerializeType};
+use crate::command::{ExtFieldsReader, LanguageCode, RemotingCommand, SerializeType};
 use crate::error::WireError;
+use crate::known_keys;
 
 /// A JSON string, borrowed from the input when it had no escapes.
 struct Text<'a>(Cow<'a, str>);
@@ -146,14 +147,15 @@ pub(crate) fn decode(header: &Bytes, body: Bytes) -> Result<RemotingCommand, Wir
         None => LanguageCode::Java,
     };
     let remark = parsed.remark.and_then(|r| r.0).map(|r| r.into_bytestr(header));
-    let mut ext_fields = ExtFields::new();
-    if let Some(fields) = parsed.ext_fields {
-        for (k, v) in fields.0 {
-            ext_fields.push_decoded(k.into_bytestr(header), v.into_bytestr(header))?;
+    let mut ext_fields = ExtFieldsReader::new();
+    for (k, v) in parsed.ext_fields.map(|f| f.0).unwrap_or_default() {
+        let value = v.into_bytestr(header);
+        match known_keys::intern(k.0.as_bytes()) {
+            Some(known) => ext_fields.push_known(known, value)?,
+            None => ext_fields.push(k.into_bytestr(header), value)?,
         }
-        // A repeated key keeps its last value, as Java's HashMap does.
-        ext_fields.dedup_keep_last();
     }
+    let ext_fields = ext_fields.finish();
     Ok(RemotingCommand {
         code: parsed.code,
         language,

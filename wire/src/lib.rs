@@ -40,6 +40,7 @@ mod error;
 mod frame;
 pub mod header;
 mod json_header;
+mod known_keys;
 pub mod message;
 mod rocketmq_header;
 

@@ -7,11 +7,12 @@
 //! ```
 //! All integers big-endian; strings UTF-8. A zero remark length means "no remark".
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use crate::bytestr::ByteStr;
-use crate::command::{ExtFields, LanguageCode, RemotingCommand, SerializeType};
+use crate::command::{ExtFieldsReader, LanguageCode, RemotingCommand, SerializeType};
 use crate::error::WireError;
+use crate::known_keys::{self, KnownKey};
 
 /// Fixed part: code, language, version, opaque, flag, remark length, extFields length.
 const FIXED_LEN: usize = 2 + 1 + 2 + 4 + 4 + 4 + 4;
@@ -63,6 +64,20 @@ impl Reader<'_> {
     }
 }
 
+impl Reader<'_> {
+    /// An extFields key: a static string when it is a known field name, else a slice.
+    fn key(&mut self, len: usize) -> Result<Result<KnownKey, ByteStr>, WireError> {
+        let start = self.at;
+        let bytes = self.take(len, "extFields key")?;
+        match known_keys::intern(bytes) {
+            Some(key) => Ok(Ok(key)),
+            None => ByteStr::from_utf8(self.header.slice(start..start + len))
+                .map(Err)
+                .map_err(|_| WireError::InvalidUtf8 { what: "extFields key" }),
+        }
+    }
+}
+
 /// Decodes a ROCKETMQ header; the strings share `header`'s buffer.
 pub(crate) fn decode(header: &Bytes, body: Bytes) -> Result<RemotingCommand, WireError> {
     let mut r = Reader { header, at: 0 };
@@ -84,12 +99,12 @@ pub(crate) fn decode(header: &Bytes, body: Bytes) -> Result<RemotingCommand, Wir
             header_len: header.len(),
         });
     }
-    let mut ext_fields = ExtFields::with_capacity(16);
+    let mut ext_fields = ExtFieldsReader::new();
     while r.at < ext_end {
         let key_len = r.i16("extFields key length")?;
         let key_len = usize::try_from(key_len)
             .map_err(|_| WireError::RocketMqNegativeLength { what: "extFields key", len: i32::from(key_len) })?;
-        let key = r.text(key_len, "extFields key")?;
+        let key = r.key(key_len)?;
         let value_len = r.len_i32("extFields value length")?;
         let value = r.text(value_len, "extFields value")?;
         if r.at > ext_end {
@@ -100,10 +115,12 @@ pub(crate) fn decode(header: &Bytes, body: Bytes) -> Result<RemotingCommand, Wir
                 header_len: header.len(),
             });
         }
-        ext_fields.push_decoded(key, value)?;
+        match key {
+            Ok(known) => ext_fields.push_known(known, value)?,
+            Err(other) => ext_fields.push(other, value)?,
+        }
     }
-    // A repeated key keeps its last value, as Java's HashMap does.
-    ext_fields.dedup_keep_last();
+    let ext_fields = ext_fields.finish();
 
     Ok(RemotingCommand {
         code,
@@ -119,27 +136,49 @@ pub(crate) fn decode(header: &Bytes, body: Bytes) -> Result<RemotingCommand, Wir
 }
 
 /// Appends `cmd`'s header. Codes and versions are 16-bit on this wire, as in Java.
+///
+/// The header is sized first and written into one zeroed region: a `BufMut` call per field
+/// (capacity check and length update each time) cost about a third of a SEND_MESSAGE_V2 encode.
 pub(crate) fn encode(cmd: &RemotingCommand, dst: &mut BytesMut) {
-    let remark_len = cmd.remark.as_ref().map_or(0, |r| r.len());
+    let remark = cmd.remark.as_ref().map_or(&[][..], |r| r.as_bytes());
     let ext_len: usize = cmd.ext_fields.iter().map(|(k, v)| 2 + k.len() + 4 + v.len()).sum();
-    dst.reserve(FIXED_LEN + remark_len + ext_len);
-    dst.put_i16(cmd.code as i16);
-    dst.put_u8(cmd.language.code());
-    dst.put_i16(cmd.version as i16);
-    dst.put_i32(cmd.opaque);
-    dst.put_i32(cmd.flag);
-    match &cmd.remark {
-        Some(remark) if !remark.is_empty() => {
-            dst.put_i32(remark.len() as i32);
-            dst.put_slice(remark.as_bytes());
-        }
-        _ => dst.put_i32(0),
-    }
-    dst.put_i32(ext_len as i32);
+    let start = dst.len();
+    dst.resize(start + FIXED_LEN + remark.len() + ext_len, 0);
+    let mut w = SliceWriter { buf: &mut dst[start..], at: 0 };
+    w.put(&(cmd.code as i16).to_be_bytes());
+    w.put(&[cmd.language.code()]);
+    w.put(&(cmd.version as i16).to_be_bytes());
+    w.put(&cmd.opaque.to_be_bytes());
+    w.put(&cmd.flag.to_be_bytes());
+    w.put(&(remark.len() as i32).to_be_bytes());
+    w.put(remark);
+    w.put(&(ext_len as i32).to_be_bytes());
     for (k, v) in cmd.ext_fields.iter() {
-        dst.put_u16(k.len() as u16);
-        dst.put_slice(k.as_bytes());
-        dst.put_i32(v.len() as i32);
-        dst.put_slice(v.as_bytes());
+        w.put(&(k.len() as u16).to_be_bytes());
+        w.put(k.as_bytes());
+        w.put(&(v.len() as i32).to_be_bytes());
+        w.put(v.as_bytes());
+    }
+    debug_assert_eq!(w.at, w.buf.len());
+}
+
+struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl SliceWriter<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.at + bytes.len();
+        // Short copies byte by byte: cheaper than a call into memcpy for the 1–20 byte fields
+        // that make up most headers.
+        if bytes.len() <= 16 {
+            for (d, s) in self.buf[self.at..end].iter_mut().zip(bytes) {
+                *d = *s;
+            }
+        } else {
+            self.buf[self.at..end].copy_from_slice(bytes);
+        }
+        self.at = end;
     }
 }

@@ -160,6 +160,12 @@ fn repeated_keys_keep_the_last_value_and_huge_headers_are_refused() {
     let cmd = decode(json).expect("valid");
     assert_eq!(cmd.ext_fields.len(), 1);
     assert_eq!(cmd.ext_fields.get("queueId").map(|v| v.as_str()), Some("2"));
+    // Keys that are not typed-header field names take the other path through the decoder.
+    let json = frame(0, br#"{"code":11,"extFields":{"zz":"1","topic":"T","yy":"3","zz":"2"}}"#, b"");
+    let cmd = decode(json).expect("valid");
+    assert_eq!(cmd.ext_fields.len(), 3);
+    assert_eq!(cmd.ext_fields.get("zz").map(|v| v.as_str()), Some("2"));
+    assert_eq!(cmd.ext_fields.get("yy").map(|v| v.as_str()), Some("3"));
 
     let mut many = String::from(r#"{"code":11,"extFields":{"#);
     for i in 0..=wire::MAX_EXT_FIELDS {
@@ -171,14 +177,17 @@ fn repeated_keys_keep_the_last_value_and_huge_headers_are_refused() {
     let mut header = BytesMut::new();
     header.put_slice(&[0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     let mut fields = BytesMut::new();
-    for _ in 0..2 {
-        fields.put_u16(1);
-        fields.put_u8(b'k');
-        fields.put_i32(1);
-        fields.put_u8(b'v');
+    for (key, value) in [("k", "1"), ("kk", "2"), ("k", "3"), ("kk", "4"), ("kx", "5")] {
+        fields.put_u16(key.len() as u16);
+        fields.put_slice(key.as_bytes());
+        fields.put_i32(value.len() as i32);
+        fields.put_slice(value.as_bytes());
     }
     header.put_i32(fields.len() as i32);
     header.put_slice(&fields);
     let cmd = decode(frame(1, &header, b"")).expect("valid");
-    assert_eq!(cmd.ext_fields.len(), 1);
+    assert_eq!(cmd.ext_fields.len(), 3);
+    assert_eq!(cmd.ext_fields.get("k").map(|v| v.as_str()), Some("3"));
+    assert_eq!(cmd.ext_fields.get("kk").map(|v| v.as_str()), Some("4"));
+    assert_eq!(cmd.ext_fields.get("kx").map(|v| v.as_str()), Some("5"));
 }
