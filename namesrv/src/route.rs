@@ -374,10 +374,8 @@ mod tests {
     use super::*;
 
     fn registration(name: &str, id: i64, addr: &str, topics: &[(&str, i32)], counter: i64) -> Registration {
-        let mut topic_config = TopicConfigSerializeWrapper {
-            data_version: DataVersion { counter, timestamp: 1 },
-            ..Default::default()
-        };
+        let mut topic_config =
+            TopicConfigSerializeWrapper { data_version: DataVersion { counter, timestamp: 1 }, ..Default::default() };
         for (topic, queues) in topics {
             topic_config.topic_config_table.insert(topic.to_string(), TopicConfig::new(*topic, *queues));
         }
