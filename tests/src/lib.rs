@@ -1,0 +1,156 @@
+//! Helpers for the interop tests: start Apogee servers on free loopback ports, talk to them
+//! with the `wire` codec, and run the independent clients' scripts in `interop/`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use namesrv::{NamesrvConfig, NamesrvServer};
+use wire::body::{JsonBody, RegisterBrokerBody, TopicConfig};
+use wire::code::request;
+use wire::header::RegisterBrokerRequestHeader;
+use wire::{FrameDecoder, RemotingCommand};
+
+/// How long any one client script may run.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The folder with the client scripts and their `package.json`.
+pub fn interop_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop")
+}
+
+/// A name server on a free loopback port, with its KV file in a temporary folder.
+pub struct TestNamesrv {
+    pub server: NamesrvServer,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestNamesrv {
+    pub fn start() -> TestNamesrv {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = NamesrvConfig {
+            listen_address: [127, 0, 0, 1].into(),
+            listen_port: 0,
+            kv_config_path: dir.path().join("kvConfig.json"),
+            ..Default::default()
+        };
+        TestNamesrv { server: NamesrvServer::start(config).expect("name server starts"), dir }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+}
+
+/// A connection that registers a broker (without being one) and keeps it registered while open.
+pub struct FakeBroker {
+    stream: TcpStream,
+}
+
+impl FakeBroker {
+    /// Registers `broker_name` at `broker_addr` with `topics` (name, queue count).
+    pub fn register(namesrv: SocketAddr, broker_name: &str, broker_addr: &str, topics: &[(&str, i32)]) -> FakeBroker {
+        let mut body = RegisterBrokerBody::default();
+        for (topic, queues) in topics {
+            body.topic_config_serialize_wrapper
+                .topic_config_table
+                .insert(topic.to_string(), TopicConfig::new(*topic, *queues));
+        }
+        let bytes = body.encode();
+        let header = RegisterBrokerRequestHeader {
+            broker_name: broker_name.into(),
+            broker_addr: broker_addr.into(),
+            cluster_name: "DefaultCluster".into(),
+            ha_server_addr: "".into(),
+            broker_id: 0,
+            compressed: Some(false),
+            body_crc32: Some((crc32fast::hash(&bytes) & 0x7fff_ffff) as i32),
+        };
+        let cmd = RemotingCommand::request(request::REGISTER_BROKER).with_header(&header).with_body(bytes);
+        let mut stream = TcpStream::connect(namesrv).expect("connect to name server");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        stream.write_all(&wire::encode_to_bytes(&cmd)).expect("register");
+        let answer = read_frame(&mut stream);
+        assert_eq!(answer.code, wire::code::response::SUCCESS, "registration accepted");
+        FakeBroker { stream }
+    }
+}
+
+impl Drop for FakeBroker {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+fn read_frame(stream: &mut TcpStream) -> RemotingCommand {
+    let decoder = FrameDecoder::new(16 << 20);
+    let mut buf = BytesMut::new();
+    loop {
+        if let Some(cmd) = decoder.decode(&mut buf).expect("valid frame") {
+            return cmd;
+        }
+        let mut chunk = [0u8; 8192];
+        let n = stream.read(&mut chunk).expect("read");
+        assert!(n > 0, "connection closed before the answer");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Runs `node interop/<script> args…`; panics with install instructions if ali-ons is missing.
+pub fn run_node(script: &str, args: &[&str]) -> Output {
+    let dir = interop_dir();
+    assert!(
+        dir.join("node_modules").join("ali-ons").exists(),
+        "npm ali-ons is not installed: run `npm ci --prefix {}` (.ci/run does)",
+        dir.display()
+    );
+    run(Command::new("node").arg(dir.join(script)).args(args))
+}
+
+/// Runs `python3 interop/<script> args…`; panics with install instructions if the client is missing.
+pub fn run_python(script: &str, args: &[&str]) -> Output {
+    let probe = Command::new("python3").args(["-c", "import rocketmq.client"]).output();
+    assert!(
+        probe.is_ok_and(|o| o.status.success()),
+        "PyPI rocketmq is not installed: run `python3 -m pip install rocketmq==0.4.4` (.ci/run does)"
+    );
+    run(Command::new("python3").arg(interop_dir().join(script)).args(args))
+}
+
+/// Runs a client to completion, killing it after `CLIENT_TIMEOUT`.
+fn run(cmd: &mut Command) -> Output {
+    let mut child =
+        cmd.current_dir(interop_dir()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start client");
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "client timed out after {CLIENT_TIMEOUT:?}\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The last stdout line of a successful client run, as JSON.
+pub fn json_result(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "client failed ({})\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON in: {stdout}"));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON {line}: {e}"))
+}
