@@ -349,3 +349,26 @@ fn bad_input_is_answered_or_closed_and_others_keep_being_served() {
     assert_eq!(healthy.call(route_request("TopicA", VERSION_4_9_8)).code, response::SUCCESS);
     assert_eq!(ns.connect().call(route_request("TopicA", VERSION_4_9_8)).code, response::SUCCESS);
 }
+
+#[test]
+fn a_compressed_registration_is_understood() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ns = Namesrv::start(dir.path(), "");
+    let plain = register_request("broker-a", 0, "127.0.0.1:10911", &[("Zipped", 6)], 1);
+    let body = wire::body::RegisterBrokerBody::decode_any(&plain.body, false).expect("body").encode_compressed();
+    let mut cmd = plain.with_body(body.clone());
+    cmd.ext_fields.insert("compressed", "true");
+    cmd.ext_fields.insert("bodyCrc32", ((crc32fast::hash(&body) & 0x7fff_ffff) as i32).to_string());
+    let mut broker = ns.connect();
+    assert_eq!(broker.call(cmd).code, response::SUCCESS);
+    let route = TopicRouteData::decode(&broker.call(route_request("Zipped", VERSION_4_9_8)).body).expect("route");
+    assert_eq!(route.queue_datas[0].write_queue_nums, 6);
+
+    // A body that claims compression but is not: an error answer, and the connection lives on.
+    let mut bogus = register_request("broker-b", 0, "127.0.0.1:10912", &[("Other", 1)], 1);
+    bogus.ext_fields.insert("compressed", "true");
+    let answer = broker.call(bogus);
+    assert_eq!(answer.code, response::SYSTEM_ERROR);
+    assert!(answer.remark_str().contains("RegisterBrokerBody"), "{}", answer.remark_str());
+    assert_eq!(broker.call(route_request("Zipped", VERSION_4_9_8)).code, response::SUCCESS);
+}
