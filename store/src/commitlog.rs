@@ -1,0 +1,715 @@
+//! One shard's CommitLog: records appended in arrival order to fixed-size segments, written with
+//! O_DIRECT in page-aligned batches, acknowledged once written (ASYNC_FLUSH) or synced
+//! (SYNC_FLUSH).
+//!
+//! An append is synchronous up to the point where its offsets are known: it encodes the record
+//! into the in-memory tail and returns a [`Durable`] future. A writer task gathers everything
+//! appended since the last write into one aligned write (up to `max_write_bytes`, with up to
+//! `writes_in_flight` writes outstanding), applies completions in order, syncs under
+//! SYNC_FLUSH, and wakes the appenders whose records are covered: many appends share one write
+//! and one fdatasync (group commit).
+//!
+//! A page that ends part-way is written padded with zeros and rewritten, whole, by the next
+//! write; such a rewrite waits until no write is in flight, so two writes of one page never
+//! race. A failed write or sync fails every waiting append and makes the log read-only.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::io::DmaFile;
+use tracing::{error, info, warn};
+use wire::message::{StoredMessage, BLANK_MAGIC_CODE, MESSAGE_MAGIC_CODE};
+
+use crate::config::{CommitLogConfig, FlushDiskType};
+use crate::error::StoreError;
+use crate::segment::{self, align_down, align_up};
+use crate::tail::{Kind, TailCache};
+use crate::PAGE;
+
+/// TOTALSIZE + MAGICCODE of the blank marker that ends a segment.
+const BLANK_LEN: u64 = 8;
+/// Encoding buffer handed out in slices, one per record.
+const CHUNK_BYTES: usize = 1 << 20;
+/// Physical offsets carry the shard in their top 8 bits.
+const SHARD_SHIFT: u32 = 56;
+const LOCAL_MASK: u64 = (1 << SHARD_SHIFT) - 1;
+
+/// Where an appended record went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    /// Offset as clients see it: shard in the top 8 bits.
+    pub physical_offset: i64,
+    pub size: usize,
+    pub store_timestamp: i64,
+}
+
+/// Completes when the appended record is durable as the flush mode promises.
+#[must_use = "an append is acknowledged only once its Durable completes"]
+pub struct Durable {
+    slot: Rc<Slot>,
+    result: AppendResult,
+    timeout: Option<Duration>,
+}
+
+#[derive(Default)]
+struct Slot {
+    outcome: Cell<Option<Result<(), StoreError>>>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl Slot {
+    fn complete(&self, outcome: Result<(), StoreError>) {
+        self.outcome.set(Some(outcome));
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+struct SlotFuture(Rc<Slot>);
+
+impl Future for SlotFuture {
+    type Output = Result<(), StoreError>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.0.outcome.take() {
+            Some(outcome) => Poll::Ready(outcome),
+            None => {
+                self.0.waker.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Durable {
+    /// Where the record went, known before it is durable.
+    pub fn result(&self) -> AppendResult {
+        self.result
+    }
+
+    /// Waits until the record is durable. Under SYNC_FLUSH, waiting longer than
+    /// `syncFlushTimeout` gives [`StoreError::FlushTimeout`] (the record may still become
+    /// durable later, as with Java's FLUSH_DISK_TIMEOUT).
+    pub async fn wait(self) -> Result<AppendResult, StoreError> {
+        let result = self.result;
+        let done = SlotFuture(self.slot);
+        match self.timeout {
+            None => done.await.map(|()| result),
+            Some(limit) => {
+                let timer = async move {
+                    glommio::timer::sleep(limit).await;
+                    Err(StoreError::FlushTimeout(limit))
+                };
+                futures_lite::future::or(done, timer).await.map(|()| result)
+            }
+        }
+    }
+}
+
+struct Waiter {
+    end: u64,
+    slot: Rc<Slot>,
+}
+
+struct State {
+    segments: BTreeMap<u64, Rc<DmaFile>>,
+    /// Next record's local offset.
+    append_pos: u64,
+    cache: TailCache,
+    chunk: BytesMut,
+    /// End of the data handed to writes.
+    issued_end: u64,
+    /// End of the data whose writes completed, in order.
+    written: u64,
+    /// End of the data covered by a completed fdatasync.
+    synced: u64,
+    /// Segments written since their last sync.
+    unsynced: BTreeSet<u64>,
+    waiters: VecDeque<Waiter>,
+    failed: Option<String>,
+}
+
+struct Inner {
+    config: CommitLogConfig,
+    state: RefCell<State>,
+    wake_writer: LocalSender<()>,
+    wake_allocator: LocalSender<()>,
+}
+
+/// A shard's CommitLog. Cloning gives another handle to the same log, on the same executor.
+#[derive(Clone)]
+pub struct CommitLog {
+    inner: Rc<Inner>,
+}
+
+/// One recovered record, as recovery reports it to whoever rebuilds indexes.
+pub struct RecoveredRecord<'a> {
+    pub message: &'a StoredMessage,
+    pub size: usize,
+}
+
+/// How recovery went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Local offset where the log ends (the next append goes here).
+    pub end: u64,
+    pub records: u64,
+    pub bytes_scanned: u64,
+    /// Bytes after the last valid record that were discarded (a torn or corrupt tail).
+    pub discarded_tail: bool,
+    pub elapsed: Duration,
+}
+
+impl CommitLog {
+    /// Opens (or creates) the log in `config.dir`, recovering its end; `on_record` sees every
+    /// record of the scanned segments, in order. Spawns the writer, allocator and (ASYNC_FLUSH)
+    /// periodic flush tasks on the current glommio executor.
+    pub async fn open(
+        config: CommitLogConfig,
+        mut on_record: impl FnMut(RecoveredRecord<'_>),
+    ) -> Result<(CommitLog, RecoveryReport), StoreError> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.dir).map_err(|e| StoreError::io("create", &config.dir, e))?;
+        segment::prime_iopoll_probe(&config.dir).await?;
+        let bases = segment::list(&config.dir)?;
+        let mut segments = BTreeMap::new();
+        for base in &bases {
+            if base % config.segment_bytes != 0 {
+                return Err(StoreError::Config(format!(
+                    "segment {} does not start at a multiple of mappedFileSizeCommitLog = {}",
+                    segment::file_name(*base),
+                    config.segment_bytes
+                )));
+            }
+            segments.insert(*base, segment::open(&config.dir, *base).await?);
+        }
+        let (end, report) = recover(&config, &mut segments, &mut on_record).await?;
+
+        let (wake_writer, writer_rx) = local_channel::new_bounded(1);
+        let (wake_allocator, allocator_rx) = local_channel::new_bounded(1);
+        let mut cache = TailCache::default();
+        // The page holding the end is rewritten whole by the next write: keep its prefix.
+        let page = align_down(end);
+        if page < end {
+            let file = &segments[&(end / config.segment_bytes * config.segment_bytes)];
+            let pos = page % config.segment_bytes;
+            let prefix = read_exact(file, pos, (end - page) as usize).await.map_err(|e| io_err("read", &config, e))?;
+            cache.push(page, prefix, Kind::Filler);
+        }
+        let state = State {
+            segments,
+            append_pos: end,
+            cache,
+            chunk: BytesMut::with_capacity(CHUNK_BYTES),
+            issued_end: end,
+            written: end,
+            synced: end,
+            unsynced: BTreeSet::new(),
+            waiters: VecDeque::new(),
+            failed: None,
+        };
+        let log =
+            CommitLog { inner: Rc::new(Inner { config, state: RefCell::new(state), wake_writer, wake_allocator }) };
+        glommio::spawn_local(writer(log.inner.clone(), writer_rx)).detach();
+        glommio::spawn_local(allocator(log.inner.clone(), allocator_rx)).detach();
+        if log.inner.config.flush_disk_type == FlushDiskType::AsyncFlush {
+            glommio::spawn_local(periodic_flush(Rc::downgrade(&log.inner))).detach();
+        }
+        let _ = log.inner.wake_allocator.try_send(());
+        Ok((log, report))
+    }
+
+    pub fn config(&self) -> &CommitLogConfig {
+        &self.inner.config
+    }
+
+    /// Local offset of the next record.
+    pub fn end(&self) -> u64 {
+        self.inner.state.borrow().append_pos
+    }
+
+    /// Local offset up to which every record is durable per the flush mode.
+    pub fn durable_end(&self) -> u64 {
+        let st = self.inner.state.borrow();
+        match self.inner.config.flush_disk_type {
+            FlushDiskType::AsyncFlush => st.written,
+            FlushDiskType::SyncFlush => st.synced,
+        }
+    }
+
+    /// Bytes of the log tail held in memory.
+    pub fn cached_bytes(&self) -> usize {
+        self.inner.state.borrow().cache.cached_bytes()
+    }
+
+    /// Why the log is read-only, if it is.
+    pub fn failure(&self) -> Option<String> {
+        self.inner.state.borrow().failed.clone()
+    }
+
+    /// The largest record that fits in a segment.
+    pub fn max_record_bytes(&self) -> usize {
+        (self.inner.config.segment_bytes - BLANK_LEN) as usize
+    }
+
+    /// Appends `msg`, setting its physical offset and store timestamp (queue id and queue offset
+    /// are the caller's). Returns once the record has its place; await the [`Durable`] for the
+    /// acknowledgement.
+    pub fn append(&self, msg: &mut StoredMessage) -> Result<Durable, StoreError> {
+        let config = &self.inner.config;
+        let mut st = self.inner.state.borrow_mut();
+        if let Some(reason) = &st.failed {
+            return Err(StoreError::ReadOnly(reason.clone()));
+        }
+        let size = msg.encoded_len();
+        if size as u64 + BLANK_LEN > config.segment_bytes {
+            return Err(StoreError::RecordTooLarge { size, max: self.max_record_bytes() });
+        }
+        let segment_end = (st.append_pos / config.segment_bytes + 1) * config.segment_bytes;
+        if st.append_pos + size as u64 + BLANK_LEN > segment_end {
+            // The record does not fit: a blank marker ends this segment, as in RocketMQ.
+            let remaining = segment_end - st.append_pos;
+            let mut blank = BytesMut::with_capacity(BLANK_LEN as usize);
+            blank.put_i32(remaining as i32);
+            blank.put_u32(BLANK_MAGIC_CODE);
+            let at = st.append_pos;
+            st.cache.push(at, blank.freeze(), Kind::Filler);
+            st.append_pos = segment_end;
+            let _ = self.inner.wake_allocator.try_send(());
+        }
+        let at = st.append_pos;
+        msg.physical_offset = ((u64::from(config.shard) << SHARD_SHIFT) | at) as i64;
+        msg.store_timestamp = now_ms();
+        if st.chunk.capacity() < size {
+            st.chunk = BytesMut::with_capacity(CHUNK_BYTES.max(size));
+        }
+        msg.encode(&mut st.chunk).map_err(|e| StoreError::BadRecord(e.to_string()))?;
+        let record = st.chunk.split().freeze();
+        debug_assert_eq!(record.len(), size);
+        st.cache.push(at, record, Kind::Record);
+        st.append_pos = at + size as u64;
+        let slot = Rc::new(Slot::default());
+        let end = st.append_pos;
+        st.waiters.push_back(Waiter { end, slot: slot.clone() });
+        let _ = self.inner.wake_writer.try_send(());
+        let timeout = (config.flush_disk_type == FlushDiskType::SyncFlush).then_some(config.sync_flush_timeout);
+        let result = AppendResult { physical_offset: msg.physical_offset, size, store_timestamp: msg.store_timestamp };
+        Ok(Durable { slot, result, timeout })
+    }
+
+    /// The record of `size` bytes at `physical_offset` (as clients see it), from the tail cache
+    /// or the disk.
+    pub async fn read(&self, physical_offset: i64, size: usize) -> Result<Bytes, StoreError> {
+        let local = self.local_offset(physical_offset)?;
+        let file = {
+            let st = self.inner.state.borrow();
+            if local + size as u64 > st.append_pos {
+                return Err(StoreError::OffsetNotFound(physical_offset as u64));
+            }
+            if let Some(bytes) = st.cache.record_at(local) {
+                return if bytes.len() == size {
+                    Ok(bytes)
+                } else {
+                    Err(StoreError::BadRecord(format!("record at {local} is {} bytes, not {size}", bytes.len())))
+                };
+            }
+            let base = local / self.inner.config.segment_bytes * self.inner.config.segment_bytes;
+            st.segments.get(&base).cloned().ok_or(StoreError::OffsetNotFound(physical_offset as u64))?
+        };
+        let pos = local % self.inner.config.segment_bytes;
+        read_exact(&file, pos, size).await.map_err(|e| io_err("read", &self.inner.config, e))
+    }
+
+    /// The record at `physical_offset` when its size is not known (lookups by message id).
+    pub async fn read_record(&self, physical_offset: i64) -> Result<Bytes, StoreError> {
+        let local = self.local_offset(physical_offset)?;
+        if let Some(bytes) = self.inner.state.borrow().cache.record_at(local) {
+            return Ok(bytes);
+        }
+        let head = self.read(physical_offset, 8).await?;
+        let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let magic = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+        if magic != MESSAGE_MAGIC_CODE || size <= 8 {
+            return Err(StoreError::OffsetNotFound(physical_offset as u64));
+        }
+        self.read(physical_offset, size as usize).await
+    }
+
+    fn local_offset(&self, physical_offset: i64) -> Result<u64, StoreError> {
+        let raw = physical_offset as u64;
+        if physical_offset < 0 || (raw >> SHARD_SHIFT) as u8 != self.inner.config.shard {
+            return Err(StoreError::OffsetNotFound(raw));
+        }
+        Ok(raw & LOCAL_MASK)
+    }
+
+    /// Waits until everything appended so far is written and synced (clean shutdown).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let target = self.end();
+        loop {
+            let (written, failed) = {
+                let st = self.inner.state.borrow();
+                (st.written, st.failed.clone())
+            };
+            if let Some(reason) = failed {
+                return Err(StoreError::ReadOnly(reason));
+            }
+            if written >= target {
+                break;
+            }
+            let _ = self.inner.wake_writer.try_send(());
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        sync(&self.inner).await
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn io_err(op: &'static str, config: &CommitLogConfig, e: impl std::fmt::Display) -> StoreError {
+    StoreError::io(op, &config.dir, e)
+}
+
+async fn read_exact(file: &DmaFile, pos: u64, size: usize) -> Result<Bytes, String> {
+    let got = file.read_at(pos, size).await.map_err(|e| e.to_string())?;
+    if got.len() < size {
+        return Err(format!("short read: {} of {size} bytes at {pos}", got.len()));
+    }
+    Ok(Bytes::copy_from_slice(&got[..size]))
+}
+
+/// A write ready to go.
+struct Plan {
+    file: Rc<DmaFile>,
+    base: u64,
+    pos: u64,
+    buf: glommio::io::DmaBuffer,
+    end: u64,
+}
+
+/// The next write, if one may start now.
+fn plan_write(inner: &Inner, st: &State, in_flight: usize) -> Option<Plan> {
+    let config = &inner.config;
+    if st.failed.is_some() || st.issued_end >= st.append_pos {
+        return None;
+    }
+    if in_flight > 0 && st.issued_end % PAGE as u64 != 0 {
+        return None; // the next write rewrites a page still being written
+    }
+    let base = st.issued_end / config.segment_bytes * config.segment_bytes;
+    let file = st.segments.get(&base)?.clone();
+    let start = align_down(st.issued_end);
+    let end = st.append_pos.min(base + config.segment_bytes).min(start + config.max_write_bytes as u64);
+    let len = (align_up(end) - start) as usize;
+    let mut buf = file.alloc_dma_buffer(len);
+    let bytes = buf.as_bytes_mut();
+    bytes.fill(0);
+    st.cache.copy_range(start, bytes);
+    Some(Plan { file, base, pos: start - base, buf, end })
+}
+
+type WriteTask = glommio::Task<Result<usize, String>>;
+
+async fn writer(inner: Rc<Inner>, wake: LocalReceiver<()>) {
+    let mut in_flight: VecDeque<(u64, u64, WriteTask)> = VecDeque::new();
+    loop {
+        while in_flight.len() < inner.config.writes_in_flight {
+            let plan = {
+                let st = inner.state.borrow();
+                plan_write(&inner, &st, in_flight.len())
+            };
+            let Some(plan) = plan else { break };
+            inner.state.borrow_mut().issued_end = plan.end;
+            let Plan { file, base, pos, buf, end } = plan;
+            let task = glommio::spawn_local(async move { file.write_at(buf, pos).await.map_err(|e| e.to_string()) });
+            in_flight.push_back((end, base, task));
+        }
+        let Some((end, base, task)) = in_flight.pop_front() else {
+            if wake.recv().await.is_none() {
+                return;
+            }
+            continue;
+        };
+        if let Err(reason) = task.await {
+            fail(&inner, format!("CommitLog write failed: {reason}"));
+            for (_, _, task) in in_flight.drain(..) {
+                let _ = task.await;
+            }
+            return;
+        }
+        {
+            let mut st = inner.state.borrow_mut();
+            st.written = end;
+            st.unsynced.insert(base);
+        }
+        if inner.config.flush_disk_type == FlushDiskType::SyncFlush {
+            if let Err(e) = sync(&inner).await {
+                fail(&inner, e.to_string());
+                return;
+            }
+        }
+        acknowledge(&inner);
+    }
+}
+
+/// Wakes the appends whose records are durable, and trims the cache.
+fn acknowledge(inner: &Inner) {
+    let mut st = inner.state.borrow_mut();
+    let durable = match inner.config.flush_disk_type {
+        FlushDiskType::AsyncFlush => st.written,
+        FlushDiskType::SyncFlush => st.synced,
+    };
+    while st.waiters.front().is_some_and(|w| w.end <= durable) {
+        if let Some(w) = st.waiters.pop_front() {
+            w.slot.complete(Ok(()));
+        }
+    }
+    let keep_from = align_down(st.written);
+    let limit = inner.config.cache_bytes;
+    st.cache.evict(limit, keep_from);
+}
+
+/// fdatasync of every segment written since its last sync.
+async fn sync(inner: &Inner) -> Result<(), StoreError> {
+    let (target, files) = {
+        let mut st = inner.state.borrow_mut();
+        let bases = std::mem::take(&mut st.unsynced);
+        let files: Vec<Rc<DmaFile>> = bases.iter().filter_map(|b| st.segments.get(b).cloned()).collect();
+        (st.written, files)
+    };
+    for file in files {
+        file.fdatasync().await.map_err(|e| io_err("fdatasync", &inner.config, e))?;
+    }
+    let mut st = inner.state.borrow_mut();
+    st.synced = st.synced.max(target);
+    Ok(())
+}
+
+fn fail(inner: &Inner, reason: String) {
+    error!(dir = %inner.config.dir.display(), %reason, "CommitLog is now read-only");
+    let mut st = inner.state.borrow_mut();
+    if st.failed.is_none() {
+        st.failed = Some(reason.clone());
+    }
+    for w in st.waiters.drain(..) {
+        w.slot.complete(Err(StoreError::ReadOnly(reason.clone())));
+    }
+}
+
+/// Keeps the segment being appended to and the next one created ahead of need.
+async fn allocator(inner: Rc<Inner>, wake: LocalReceiver<()>) {
+    loop {
+        let missing = {
+            let st = inner.state.borrow();
+            let size = inner.config.segment_bytes;
+            // Every segment from the one being written to one past the one being appended to.
+            let first = st.issued_end / size;
+            let last = st.append_pos / size + 1;
+            (first..=last).map(|i| i * size).find(|base| !st.segments.contains_key(base))
+        };
+        match missing {
+            Some(base) => {
+                let started = Instant::now();
+                let config = &inner.config;
+                match segment::create(&config.dir, base, config.segment_bytes, config.zero_fill_segments).await {
+                    Ok(file) => {
+                        inner.state.borrow_mut().segments.insert(base, file);
+                        info!(segment = %segment::file_name(base), took = ?started.elapsed(), "CommitLog segment ready");
+                        let _ = inner.wake_writer.try_send(());
+                    }
+                    Err(e) => {
+                        fail(&inner, format!("cannot create CommitLog segment: {e}"));
+                        return;
+                    }
+                }
+            }
+            None => {
+                if wake.recv().await.is_none() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// ASYNC_FLUSH: fdatasync every `flushIntervalCommitLog`.
+async fn periodic_flush(inner: std::rc::Weak<Inner>) {
+    loop {
+        let Some(interval) = inner.upgrade().map(|i| i.config.flush_interval) else { return };
+        glommio::timer::sleep(interval).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let pending = {
+            let st = inner.state.borrow();
+            st.failed.is_none() && st.written > st.synced
+        };
+        if pending {
+            if let Err(e) = sync(&inner).await {
+                fail(&inner, e.to_string());
+                return;
+            }
+        }
+    }
+}
+
+/// Finds the end of the log: scans the last two segments that hold data, validating every
+/// record (magic, sizes, BODYCRC, its own offset), and discards what follows the last valid
+/// one, including any segment after it.
+async fn recover(
+    config: &CommitLogConfig,
+    segments: &mut BTreeMap<u64, Rc<DmaFile>>,
+    on_record: &mut impl FnMut(RecoveredRecord<'_>),
+) -> Result<(u64, RecoveryReport), StoreError> {
+    let started = Instant::now();
+    let size = config.segment_bytes;
+    // Segments whose first record is absent hold nothing; the scan starts one before the last
+    // segment with data, since writes in flight at a crash may straddle two segments.
+    let mut with_data = Vec::new();
+    for (&base, file) in segments.iter() {
+        let head = read_exact(file, 0, 8).await.map_err(|e| io_err("read", config, e))?;
+        if i32::from_be_bytes([head[0], head[1], head[2], head[3]]) != 0 {
+            with_data.push(base);
+        }
+    }
+    let scan_from = with_data.len().saturating_sub(2);
+    let mut report =
+        RecoveryReport { end: 0, records: 0, bytes_scanned: 0, discarded_tail: false, elapsed: Duration::ZERO };
+    let first_base = segments.keys().next().copied().unwrap_or(0);
+    let mut end = with_data.get(scan_from).copied().unwrap_or(first_base);
+    'segments: for &base in &with_data[scan_from..] {
+        if base != end {
+            report.discarded_tail = true; // a gap: the previous segment ended early
+            break;
+        }
+        let file = segments[&base].clone();
+        let mut pos = 0u64;
+        // A window of the segment in memory, read in large pieces; per segment, since a window
+        // of the previous segment's file would be read as this one's.
+        let mut window = Bytes::new();
+        let mut window_start = 0u64;
+        loop {
+            if pos + BLANK_LEN > size {
+                report.discarded_tail = true;
+                break 'segments;
+            }
+            // Keep a window of at least one record in memory, read in large aligned pieces.
+            let need_head = 8usize;
+            if pos < window_start || pos + need_head as u64 > window_start + window.len() as u64 {
+                window_start = pos;
+                window = read_window(&file, pos, size, need_head).await.map_err(|e| io_err("read", config, e))?;
+            }
+            let at = (pos - window_start) as usize;
+            let total = i32::from_be_bytes([window[at], window[at + 1], window[at + 2], window[at + 3]]);
+            let magic = u32::from_be_bytes([window[at + 4], window[at + 5], window[at + 6], window[at + 7]]);
+            if total == 0 && magic == 0 {
+                end = base + pos; // clean end: zeros follow the last record
+                break 'segments;
+            }
+            if magic == BLANK_MAGIC_CODE && total as u64 == size - pos {
+                end = base + size;
+                report.bytes_scanned += total as u64;
+                continue 'segments;
+            }
+            if magic != MESSAGE_MAGIC_CODE || total <= 8 || pos + total as u64 > size {
+                end = base + pos;
+                report.discarded_tail = true;
+                break 'segments;
+            }
+            let total = total as usize;
+            if at + total > window.len() {
+                window_start = pos;
+                window = read_window(&file, pos, size, total).await.map_err(|e| io_err("read", config, e))?;
+            }
+            let at = (pos - window_start) as usize;
+            let record = window.slice(at..at + total);
+            let expected_offset = ((u64::from(config.shard) << SHARD_SHIFT) | (base + pos)) as i64;
+            match StoredMessage::decode(&record, true) {
+                Ok((msg, len)) if len == total && msg.physical_offset == expected_offset => {
+                    on_record(RecoveredRecord { message: &msg, size: total });
+                    report.records += 1;
+                    report.bytes_scanned += total as u64;
+                    pos += total as u64;
+                    end = base + pos;
+                }
+                Ok(_) | Err(_) => {
+                    end = base + pos;
+                    report.discarded_tail = true;
+                    break 'segments;
+                }
+            }
+        }
+    }
+    discard_after(config, segments, end).await?;
+    report.end = end;
+    report.elapsed = started.elapsed();
+    let secs = report.elapsed.as_secs_f64().max(1e-6);
+    info!(
+        dir = %config.dir.display(),
+        end,
+        records = report.records,
+        mb = report.bytes_scanned as f64 / 1e6,
+        mb_per_s = report.bytes_scanned as f64 / 1e6 / secs,
+        discarded_tail = report.discarded_tail,
+        "CommitLog recovered"
+    );
+    if report.discarded_tail {
+        warn!(dir = %config.dir.display(), end, "CommitLog tail after the last valid record discarded");
+    }
+    Ok((end, report))
+}
+
+/// Reads at least `need` bytes at `pos` (more, up to 1 MiB, when the segment has them).
+async fn read_window(file: &DmaFile, pos: u64, segment_size: u64, need: usize) -> Result<Bytes, String> {
+    let len = need.max((1u64 << 20).min(segment_size - pos) as usize);
+    read_exact(file, pos, len).await
+}
+
+/// Zeroes what writes in flight at a crash may have left after `end`, and removes later
+/// segments, so a stale record can never be mistaken for a new one.
+async fn discard_after(
+    config: &CommitLogConfig,
+    segments: &mut BTreeMap<u64, Rc<DmaFile>>,
+    end: u64,
+) -> Result<(), StoreError> {
+    let size = config.segment_bytes;
+    let base = end / size * size;
+    let later: Vec<u64> = segments.range(base + 1..).map(|(b, _)| *b).collect();
+    for b in later {
+        if let Some(file) = segments.remove(&b) {
+            file.remove().await.map_err(|e| io_err("remove", config, e))?;
+            warn!(segment = %segment::file_name(b), "CommitLog segment after the recovered end removed");
+        }
+    }
+    let Some(file) = segments.get(&base) else {
+        return Ok(());
+    };
+    let page = align_down(end);
+    let window = (config.writes_in_flight * config.max_write_bytes + PAGE) as u64;
+    let stop = align_up(end + window).min(base + size);
+    if page >= stop {
+        return Ok(());
+    }
+    let keep = read_exact(file, page - base, (end - page) as usize).await.map_err(|e| io_err("read", config, e))?;
+    let mut at = page;
+    while at < stop {
+        let len = (stop - at).min(1 << 20) as usize;
+        let mut buf = file.alloc_dma_buffer(len);
+        let bytes = buf.as_bytes_mut();
+        bytes.fill(0);
+        if at == page {
+            bytes[..keep.len()].copy_from_slice(&keep);
+        }
+        file.write_at(buf, at - base).await.map_err(|e| io_err("write", config, e))?;
+        at += len as u64;
+    }
+    file.fdatasync().await.map_err(|e| io_err("fdatasync", config, e))?;
+    Ok(())
+}

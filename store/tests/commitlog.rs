@@ -1,0 +1,308 @@
+//! CommitLog on real files: round trips across segments, reads from cache and disk, recovery of
+//! torn and corrupt tails, SYNC_FLUSH group commit, and kill -9 of an appending process.
+
+use std::cell::RefCell;
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use glommio::LocalExecutorBuilder;
+use store::{CommitLog, CommitLogConfig, FlushDiskType, RecoveryReport};
+use wire::message::StoredMessage;
+
+const SEGMENT: u64 = 256 * 1024;
+
+fn config(dir: &Path, flush: FlushDiskType) -> CommitLogConfig {
+    let mut c = CommitLogConfig::new(dir);
+    c.shard = 3;
+    c.segment_bytes = SEGMENT;
+    c.max_write_bytes = 32 * 1024;
+    c.writes_in_flight = 4;
+    c.flush_disk_type = flush;
+    c.flush_interval = Duration::from_millis(20);
+    c.cache_bytes = 64 * 1024;
+    c
+}
+
+/// Runs `f` on a fresh glommio executor: each call is like a new process start.
+fn on_executor<T: Send + 'static, F: std::future::Future<Output = T> + 'static>(
+    f: impl FnOnce() -> F + Send + 'static,
+) -> T {
+    LocalExecutorBuilder::default().io_memory(1 << 20).spawn(f).expect("executor").join().expect("executor result")
+}
+
+fn message(seq: u64, body_len: usize) -> StoredMessage {
+    let body: Vec<u8> = (0..body_len).map(|i| (seq as usize + i) as u8).collect();
+    StoredMessage {
+        topic: "TopicTest".into(),
+        queue_id: (seq % 4) as i32,
+        queue_offset: seq as i64,
+        body_crc: wire::message::body_crc(&body),
+        body: Bytes::from(body),
+        properties: format!("SEQ\u{1}{seq}").as_str().into(),
+        born_timestamp: 1_700_000_000_000,
+        ..Default::default()
+    }
+}
+
+fn seq_of(record: &Bytes) -> u64 {
+    let (msg, _) = StoredMessage::decode(record, true).expect("intact record");
+    msg.property("SEQ").and_then(|s| s.parse().ok()).expect("SEQ property")
+}
+
+async fn open(c: CommitLogConfig) -> (CommitLog, RecoveryReport) {
+    CommitLog::open(c, |_| {}).await.expect("open")
+}
+
+#[test]
+fn appends_roll_over_segments_and_read_back_from_cache_and_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = config(dir.path(), FlushDiskType::AsyncFlush);
+    let acked = on_executor(move || async move {
+        let (log, report) = open(c).await;
+        assert_eq!(report.end, 0);
+        let mut pending = Vec::new();
+        for seq in 0..1200u64 {
+            let mut msg = message(seq, 200 + (seq as usize * 37) % 1500);
+            pending.push((seq, log.append(&mut msg).expect("append")));
+        }
+        let mut acked = Vec::new();
+        for (seq, durable) in pending {
+            let r = durable.wait().await.expect("durable");
+            assert_eq!(r.physical_offset as u64 >> 56, 3, "shard in the top bits");
+            acked.push((seq, r.physical_offset, r.size));
+        }
+        assert!(log.end() > 3 * SEGMENT, "several segments used: {}", log.end());
+        assert!(log.cached_bytes() <= 64 * 1024 + 4096, "cache bounded: {}", log.cached_bytes());
+        for &(seq, offset, size) in &acked {
+            let record = log.read(offset, size).await.expect("read");
+            assert_eq!(seq_of(&record), seq);
+        }
+        let first = log.read_record(acked[0].1).await.expect("read without size");
+        assert_eq!(seq_of(&first), 0);
+        assert!(log.read(1 << 56, 10).await.is_err(), "another shard's offset");
+        log.flush().await.expect("flush");
+        acked
+    });
+
+    // A new start finds every record and the same end.
+    let c = config(dir.path(), FlushDiskType::AsyncFlush);
+    on_executor(move || async move {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let sink = seen.clone();
+        let (log, report) =
+            CommitLog::open(c, move |r| sink.borrow_mut().push(r.message.physical_offset)).await.expect("open");
+        assert!(!report.discarded_tail);
+        let last = acked.last().expect("records");
+        assert_eq!(report.end, (last.1 as u64 & ((1 << 56) - 1)) + last.2 as u64);
+        assert!(!seen.borrow().is_empty());
+        for &(seq, offset, size) in &acked {
+            assert_eq!(seq_of(&log.read(offset, size).await.expect("read after restart")), seq);
+        }
+    });
+}
+
+#[test]
+fn a_corrupt_tail_is_cut_and_overwritten() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = config(dir.path(), FlushDiskType::AsyncFlush);
+    let acked = on_executor(move || async move {
+        let (log, _) = open(c).await;
+        let mut acked = Vec::new();
+        for seq in 0..50u64 {
+            let r = log.append(&mut message(seq, 1000)).expect("append").wait().await.expect("durable");
+            acked.push((seq, r.physical_offset, r.size));
+        }
+        log.flush().await.expect("flush");
+        acked
+    });
+    // Flip bytes inside the body of record 40: its BODYCRC no longer matches.
+    let (_, offset, _) = acked[40];
+    let local = offset as u64 & ((1 << 56) - 1);
+    let segment_path = dir.path().join(format!("{:020}", local / SEGMENT * SEGMENT));
+    let mut f = std::fs::OpenOptions::new().write(true).open(&segment_path).expect("segment");
+    f.seek(SeekFrom::Start(local % SEGMENT + 200)).expect("seek");
+    f.write_all(b"garbage!").expect("corrupt");
+    drop(f);
+
+    let c = config(dir.path(), FlushDiskType::AsyncFlush);
+    let acked_after = on_executor(move || async move {
+        let (log, report) = open(c).await;
+        assert!(report.discarded_tail);
+        assert_eq!(report.end, local, "the log ends before the corrupt record");
+        assert_eq!(report.records, 40);
+        for &(seq, offset, size) in &acked[..40] {
+            assert_eq!(seq_of(&log.read(offset, size).await.expect("read")), seq);
+        }
+        assert!(log.read(acked[45].1, acked[45].2).await.is_err(), "nothing past the cut is served");
+        let mut more = Vec::new();
+        for seq in 100..110u64 {
+            let r = log.append(&mut message(seq, 700)).expect("append").wait().await.expect("durable");
+            more.push((seq, r.physical_offset, r.size));
+        }
+        assert_eq!(more[0].1, offset, "appends continue where the valid log ended");
+        log.flush().await.expect("flush");
+        more
+    });
+    let c = config(dir.path(), FlushDiskType::AsyncFlush);
+    on_executor(move || async move {
+        let (log, report) = open(c).await;
+        assert!(!report.discarded_tail, "the stale tail was zeroed: {report:?}");
+        assert_eq!(report.records, 50);
+        for &(seq, offset, size) in &acked_after {
+            assert_eq!(seq_of(&log.read(offset, size).await.expect("read")), seq);
+        }
+    });
+}
+
+#[test]
+fn sync_flush_acknowledges_synced_records_with_group_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = config(dir.path(), FlushDiskType::SyncFlush);
+    on_executor(move || async move {
+        let (log, _) = open(c).await;
+        let mut tasks = Vec::new();
+        for appender in 0..32u64 {
+            let log = log.clone();
+            tasks.push(glommio::spawn_local(async move {
+                for i in 0..20u64 {
+                    let seq = appender * 1000 + i;
+                    let r = log.append(&mut message(seq, 512)).expect("append").wait().await.expect("synced");
+                    assert!(log.durable_end() >= (r.physical_offset as u64 & ((1 << 56) - 1)) + r.size as u64);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await;
+        }
+        assert_eq!(log.durable_end(), log.end());
+    });
+}
+
+#[test]
+fn records_too_large_for_a_segment_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = config(dir.path(), FlushDiskType::AsyncFlush);
+    on_executor(move || async move {
+        let (log, _) = open(c).await;
+        let err = log.append(&mut message(1, SEGMENT as usize)).err().expect("too large");
+        assert!(matches!(err, store::StoreError::RecordTooLarge { .. }), "{err}");
+        log.append(&mut message(2, 100)).expect("still usable").wait().await.expect("durable");
+    });
+}
+
+#[test]
+fn bad_configs_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = config(dir.path(), FlushDiskType::AsyncFlush);
+    c.segment_bytes = 100_000;
+    assert!(c.validate().is_err());
+    let mut c = config(dir.path(), FlushDiskType::AsyncFlush);
+    c.max_write_bytes = 1 << 20;
+    assert!(c.validate().is_err(), "in-flight window larger than a segment");
+}
+
+// ---- kill -9 ----
+
+const CHILD_ENV: &str = "STORE_CRASH_CHILD_DIR";
+
+/// Not a test on its own: when the crash test re-runs this binary with `CHILD_ENV` set, this
+/// appends until killed, printing each acknowledged record.
+#[test]
+fn crash_child() {
+    let Some(dir) = std::env::var_os(CHILD_ENV) else { return };
+    let flush = match std::env::var("STORE_CRASH_FLUSH").as_deref() {
+        Ok("SYNC_FLUSH") => FlushDiskType::SyncFlush,
+        _ => FlushDiskType::AsyncFlush,
+    };
+    let first_seq: u64 = std::env::var("STORE_CRASH_SEQ").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let c = config(&PathBuf::from(dir), flush);
+    on_executor(move || async move {
+        let (log, _) = open(c).await;
+        let out = Rc::new(RefCell::new(std::io::stdout()));
+        let mut tasks = Vec::new();
+        for appender in 0..16u64 {
+            let (log, out) = (log.clone(), out.clone());
+            tasks.push(glommio::spawn_local(async move {
+                let mut seq = first_seq + appender;
+                loop {
+                    let durable = log.append(&mut message(seq, 300 + (seq as usize % 900))).expect("append");
+                    let r = durable.wait().await.expect("durable");
+                    let mut out = out.borrow_mut();
+                    let _ = writeln!(out, "ACK {seq} {} {}", r.physical_offset, r.size);
+                    let _ = out.flush();
+                    seq += 16;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await;
+        }
+    });
+}
+
+#[test]
+fn every_acknowledged_record_survives_kill_9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = std::env::current_exe().expect("test binary");
+    let mut acked: Vec<(u64, i64, usize)> = Vec::new();
+    let mut next_seq = 0u64;
+    for round in 0..8u64 {
+        let flush = if round % 2 == 0 { "ASYNC_FLUSH" } else { "SYNC_FLUSH" };
+        let mut child = Command::new(&exe)
+            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, dir.path())
+            .env("STORE_CRASH_FLUSH", flush)
+            .env("STORE_CRASH_SEQ", next_seq.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child");
+        let stdout = child.stdout.take().expect("stdout");
+        let reader = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let parts: Vec<&str> = line.split_whitespace().collect();
+                if let ["ACK", seq, offset, size] = parts[..] {
+                    if let (Ok(seq), Ok(offset), Ok(size)) = (seq.parse(), offset.parse(), size.parse()) {
+                        lines.push((seq, offset, size));
+                    }
+                }
+            }
+            lines
+        });
+        // Kill at a different moment each round, while appends are in full flow.
+        std::thread::sleep(Duration::from_millis(150 + round * 37 % 200));
+        child.kill().expect("kill -9");
+        let _ = child.wait();
+        let round_acked = reader.join().expect("reader");
+        assert!(!round_acked.is_empty(), "round {round} ({flush}): the child acknowledged something");
+        next_seq = round_acked.iter().map(|a| a.0).max().unwrap_or(0) + 1_000_000;
+        acked.extend(round_acked);
+
+        let c = config(dir.path(), FlushDiskType::AsyncFlush);
+        let c_dir = dir.path().to_path_buf();
+        let check = acked.clone();
+        on_executor(move || async move {
+            let (log, report) = open(c).await;
+            for &(seq, offset, size) in &check {
+                let record = log.read(offset, size).await.unwrap_or_else(|e| {
+                    let files: Vec<String> = std::fs::read_dir(&c_dir)
+                        .map(|d| {
+                            d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+                        })
+                        .unwrap_or_default();
+                    panic!(
+                        "round {round}: acknowledged record {seq} at {offset} lost: {e} ({report:?}; files {files:?})"
+                    )
+                });
+                assert_eq!(seq_of(&record), seq, "round {round}: record at {offset}");
+            }
+            assert!(log.read(log.end() as i64 | (3 << 56), 8).await.is_err(), "nothing past the end");
+        });
+    }
+}
