@@ -1,0 +1,99 @@
+//! CommitLog append throughput and latency, 1 KiB bodies, one shard: ASYNC_FLUSH and SYNC_FLUSH
+//! at 1, 16 and 128 concurrent appenders (each appends, waits for its acknowledgement, repeats).
+//!
+//! Run: `cargo bench -p store --bench append`. Env: `APPEND_SECS` (default 3),
+//! `APPEND_SEGMENT_MB` (256), `APPEND_ZERO_FILL` (1), `APPEND_DIR` (a folder under `target/`).
+//! Under `cargo test` it makes one short run as a smoke test.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use glommio::LocalExecutorBuilder;
+use store::{CommitLog, CommitLogConfig, FlushDiskType};
+use wire::message::StoredMessage;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let secs = if measuring { env_or("APPEND_SECS", 3) } else { 1 };
+    let appenders: &[usize] = if measuring { &[1, 16, 128] } else { &[16] };
+    let root = std::env::var_os("APPEND_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target").join("append-bench"));
+    for flush in [FlushDiskType::AsyncFlush, FlushDiskType::SyncFlush] {
+        for &n in appenders {
+            let dir = root.join(format!("{}-{n}", flush.name()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let line = LocalExecutorBuilder::default()
+                .spawn(move || async move { run(dir, flush, n, Duration::from_secs(secs)).await })
+                .expect("executor")
+                .join()
+                .expect("bench run");
+            println!("{line}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+async fn run(dir: PathBuf, flush: FlushDiskType, appenders: usize, length: Duration) -> String {
+    let mut config = CommitLogConfig::new(&dir);
+    config.segment_bytes = env_or("APPEND_SEGMENT_MB", 256) << 20;
+    config.flush_disk_type = flush;
+    config.zero_fill_segments = env_or("APPEND_ZERO_FILL", 1) != 0;
+    let (log, _) = CommitLog::open(config, |_| {}).await.expect("open");
+    // Let the first segments be created before measuring.
+    log.append(&mut message()).expect("append").wait().await.expect("first append");
+
+    let latencies = Rc::new(RefCell::new(Vec::<u32>::new()));
+    let bytes = Rc::new(RefCell::new(0u64));
+    let deadline = Instant::now() + length;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..appenders {
+        let (log, latencies, bytes) = (log.clone(), latencies.clone(), bytes.clone());
+        tasks.push(glommio::spawn_local(async move {
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let r = log.append(&mut message()).expect("append").wait().await.expect("durable");
+                latencies.borrow_mut().push(t.elapsed().as_micros() as u32);
+                *bytes.borrow_mut() += r.size as u64;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut lat = latencies.borrow().clone();
+    lat.sort_unstable();
+    let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0);
+    let total = *bytes.borrow();
+    format!(
+        "append {:<11} {:>3} appenders: {:>9.0} records/s {:>8.1} MB/s  p50 {:>6} µs  p99 {:>6} µs  max {:>7} µs",
+        flush.name(),
+        appenders,
+        lat.len() as f64 / elapsed,
+        total as f64 / 1e6 / elapsed,
+        pct(0.5),
+        pct(0.99),
+        lat.last().copied().unwrap_or(0)
+    )
+}
+
+fn message() -> StoredMessage {
+    let body = Bytes::from(vec![b'x'; 1024]);
+    StoredMessage {
+        topic: "BenchTopic".into(),
+        body_crc: wire::message::body_crc(&body),
+        body,
+        properties: "TAGS\u{1}TagA".into(),
+        born_timestamp: 1_700_000_000_000,
+        ..Default::default()
+    }
+}
