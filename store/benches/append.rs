@@ -23,6 +23,7 @@ fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
     let secs = if measuring { env_or("APPEND_SECS", 3) } else { 1 };
     let appenders: &[usize] = if measuring { &[1, 16, 128] } else { &[16] };
+    let segment_bytes = env_or("APPEND_SEGMENT_MB", if measuring { 256 } else { 16 }) << 20;
     let root = std::env::var_os("APPEND_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target").join("append-bench"));
@@ -31,7 +32,7 @@ fn main() {
             let dir = root.join(format!("{}-{n}", flush.name()));
             let _ = std::fs::remove_dir_all(&dir);
             let line = LocalExecutorBuilder::default()
-                .spawn(move || async move { run(dir, flush, n, Duration::from_secs(secs)).await })
+                .spawn(move || async move { run(dir, flush, n, segment_bytes, Duration::from_secs(secs)).await })
                 .expect("executor")
                 .join()
                 .expect("bench run");
@@ -41,9 +42,9 @@ fn main() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-async fn run(dir: PathBuf, flush: FlushDiskType, appenders: usize, length: Duration) -> String {
+async fn run(dir: PathBuf, flush: FlushDiskType, appenders: usize, segment_bytes: u64, length: Duration) -> String {
     let mut config = CommitLogConfig::new(&dir);
-    config.segment_bytes = env_or("APPEND_SEGMENT_MB", 256) << 20;
+    config.segment_bytes = segment_bytes;
     config.flush_disk_type = flush;
     config.zero_fill_segments = env_or("APPEND_ZERO_FILL", 1) != 0;
     let (log, _) = CommitLog::open(config, |_| {}).await.expect("open");
