@@ -21,7 +21,7 @@ use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::{LocalExecutorBuilder, Placement};
-use wire::body::{JsonBody, RegisterBrokerBody, TopicConfig};
+use wire::body::{RegisterBrokerBody, TopicConfig};
 use wire::code::{request, response};
 use wire::header::{GetRouteInfoRequestHeader, RegisterBrokerRequestHeader};
 use wire::{FrameDecoder, RemotingCommand, VERSION_4_9_8};
@@ -124,12 +124,9 @@ fn register_brokers(addr: SocketAddr) {
             broker_name: name.into(),
             broker_addr: broker_addr.into(),
             cluster_name: "DefaultCluster".into(),
-            ha_server_addr: "".into(),
-            broker_id: 0,
-            compressed: Some(false),
-            body_crc32: None,
+            ..Default::default()
         };
-        let cmd = RemotingCommand::request(request::REGISTER_BROKER).with_header(&header).with_body(body.encode());
+        let cmd = body.to_request(header, false);
         (&stream).write_all(&wire::encode_to_bytes(&cmd)).expect("register");
     }
     std::thread::sleep(Duration::from_millis(200));

@@ -206,7 +206,7 @@ impl NamesrvState {
     ) -> Result<Outcome, HeaderError> {
         let h: RegisterBrokerRequestHeader = cmd.header()?;
         if let Some(expected) = h.body_crc32.filter(|&crc| crc != 0) {
-            let actual = (crc32fast::hash(&cmd.body) & 0x7fff_ffff) as i32;
+            let actual = wire::message::body_crc(&cmd.body) as i32;
             if actual != expected {
                 warn!(client = %peer, expected, actual, "REGISTER_BROKER body crc32 does not match");
                 return Ok(Outcome::Reply(reply(cmd, response::SYSTEM_ERROR).with_remark("crc32 not match")));

@@ -169,9 +169,7 @@ impl RouteInfo {
         info!(addr = broker_addr, found = live.is_some(), "unregister broker");
         let mut remove_name = false;
         if let Some(data) = self.broker_addr_table.get_mut(broker_name) {
-            if data.broker_addrs.remove(&broker_id).is_some() {
-                self.generation += 1;
-            }
+            data.broker_addrs.remove(&broker_id);
             if data.broker_addrs.is_empty() {
                 self.broker_addr_table.remove(broker_name);
                 remove_name = true;

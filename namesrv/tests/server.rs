@@ -355,10 +355,9 @@ fn a_compressed_registration_is_understood() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ns = Namesrv::start(dir.path(), "");
     let plain = register_request("broker-a", 0, "127.0.0.1:10911", &[("Zipped", 6)], 1);
-    let body = wire::body::RegisterBrokerBody::decode_any(&plain.body, false).expect("body").encode_compressed();
-    let mut cmd = plain.with_body(body.clone());
-    cmd.ext_fields.insert("compressed", "true");
-    cmd.ext_fields.insert("bodyCrc32", ((crc32fast::hash(&body) & 0x7fff_ffff) as i32).to_string());
+    let body = wire::body::RegisterBrokerBody::decode_any(&plain.body, false).expect("body");
+    let header: RegisterBrokerRequestHeader = plain.header().expect("header");
+    let cmd = body.to_request(header, true);
     let mut broker = ns.connect();
     assert_eq!(broker.call(cmd).code, response::SUCCESS);
     let route = TopicRouteData::decode(&broker.call(route_request("Zipped", VERSION_4_9_8)).body).expect("route");

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use namesrv::{NamesrvConfig, NamesrvServer};
-use wire::body::{JsonBody, RegisterBrokerBody, TopicConfig};
-use wire::code::request;
+use wire::body::{RegisterBrokerBody, TopicConfig};
 use wire::header::RegisterBrokerRequestHeader;
 use wire::{FrameDecoder, RemotingCommand};
 
@@ -59,17 +58,13 @@ impl FakeBroker {
                 .topic_config_table
                 .insert(topic.to_string(), TopicConfig::new(*topic, *queues));
         }
-        let bytes = body.encode();
         let header = RegisterBrokerRequestHeader {
             broker_name: broker_name.into(),
             broker_addr: broker_addr.into(),
             cluster_name: "DefaultCluster".into(),
-            ha_server_addr: "".into(),
-            broker_id: 0,
-            compressed: Some(false),
-            body_crc32: Some((crc32fast::hash(&bytes) & 0x7fff_ffff) as i32),
+            ..Default::default()
         };
-        let cmd = RemotingCommand::request(request::REGISTER_BROKER).with_header(&header).with_body(bytes);
+        let cmd = body.to_request(header, false);
         let mut stream = TcpStream::connect(namesrv).expect("connect to name server");
         stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
         stream.write_all(&wire::encode_to_bytes(&cmd)).expect("register");

@@ -11,8 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use wire::body::{JsonBody, RegisterBrokerBody, TopicConfig};
-use wire::code::request;
+use wire::body::{RegisterBrokerBody, TopicConfig};
 use wire::header::RegisterBrokerRequestHeader;
 use wire::{FrameDecoder, RemotingCommand};
 
@@ -146,17 +145,15 @@ pub fn register_request(
             .topic_config_table
             .insert(topic.to_string(), TopicConfig::new(*topic, *queues));
     }
-    let bytes = body.encode();
     let header = RegisterBrokerRequestHeader {
         broker_name: broker_name.into(),
         broker_addr: addr.into(),
         cluster_name: "DefaultCluster".into(),
         ha_server_addr: format!("{addr}-ha").as_str().into(),
         broker_id,
-        compressed: Some(false),
-        body_crc32: Some((crc32fast::hash(&bytes) & 0x7fff_ffff) as i32),
+        ..Default::default()
     };
-    RemotingCommand::request(request::REGISTER_BROKER).with_header(&header).with_body(bytes)
+    body.to_request(header, false)
 }
 
 /// Polls `check` every 50 ms until it holds or `TIMEOUT` passes.

@@ -11,7 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use super::lenient::java_enum;
 use super::{json_body, JsonBody};
+use crate::code::request;
+use crate::command::RemotingCommand;
 use crate::error::BodyError;
+use crate::header::RegisterBrokerRequestHeader;
+use crate::message::body_crc;
 
 /// Counter and time of the last change to a broker's topic configs (`DataVersion`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -152,6 +156,15 @@ impl RegisterBrokerBody {
         // Writing to a Vec cannot fail.
         let _ = encoder.write_all(&raw);
         encoder.finish().unwrap_or_default()
+    }
+
+    /// A REGISTER_BROKER request carrying this body (deflated when `compressed`), with
+    /// `compressed` and `bodyCrc32` set as Java's broker sets them.
+    pub fn to_request(&self, mut header: RegisterBrokerRequestHeader, compressed: bool) -> RemotingCommand {
+        let body = if compressed { self.encode_compressed() } else { self.encode() };
+        header.compressed = Some(compressed);
+        header.body_crc32 = Some(body_crc(&body) as i32);
+        RemotingCommand::request(request::REGISTER_BROKER).with_header(&header).with_body(body)
     }
 }
 
