@@ -47,7 +47,7 @@ async fn run(dir: PathBuf, flush: FlushDiskType, appenders: usize, segment_bytes
     config.segment_bytes = segment_bytes;
     config.flush_disk_type = flush;
     config.zero_fill_segments = env_or("APPEND_ZERO_FILL", 1) != 0;
-    let (log, _) = CommitLog::open(config, |_| {}).await.expect("open");
+    let (log, _) = CommitLog::open(config, None, |_| {}).await.expect("open");
     // Let the first segments be created before measuring.
     log.append(&mut message()).expect("append").wait().await.expect("first append");
 

@@ -40,6 +40,8 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// Physical offsets carry the shard in their top 8 bits.
 const SHARD_SHIFT: u32 = 56;
 const LOCAL_MASK: u64 = (1 << SHARD_SHIFT) - 1;
+/// Recovery logs its progress every this many bytes scanned.
+const PROGRESS_BYTES: u64 = 256 << 20;
 
 /// Where an appended record went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +143,8 @@ struct Inner {
     state: RefCell<State>,
     wake_writer: LocalSender<()>,
     wake_allocator: LocalSender<()>,
+    /// Set by `close`: tasks finish what is pending and exit.
+    closed: Cell<bool>,
 }
 
 /// A shard's CommitLog. Cloning gives another handle to the same log, on the same executor.
@@ -168,11 +172,13 @@ pub struct RecoveryReport {
 }
 
 impl CommitLog {
-    /// Opens (or creates) the log in `config.dir`, recovering its end; `on_record` sees every
-    /// record of the scanned segments, in order. Spawns the writer, allocator and (ASYNC_FLUSH)
-    /// periodic flush tasks on the current glommio executor.
+    /// Opens (or creates) the log in `config.dir`, recovering its end by a scan that starts at
+    /// `scan_from` (a record boundary known to be durable, from a checkpoint) or, without one,
+    /// at the first segment; `on_record` sees every record scanned, in order. Spawns the
+    /// writer, allocator and (ASYNC_FLUSH) periodic flush tasks on the current glommio executor.
     pub async fn open(
         config: CommitLogConfig,
+        scan_from: Option<u64>,
         mut on_record: impl FnMut(RecoveredRecord<'_>),
     ) -> Result<(CommitLog, RecoveryReport), StoreError> {
         config.validate()?;
@@ -190,7 +196,7 @@ impl CommitLog {
             }
             segments.insert(*base, segment::open(&config.dir, *base).await?);
         }
-        let (end, report) = recover(&config, &mut segments, &mut on_record).await?;
+        let (end, report) = recover(&config, &mut segments, scan_from, &mut on_record).await?;
 
         let (wake_writer, writer_rx) = local_channel::new_bounded(1);
         let (wake_allocator, allocator_rx) = local_channel::new_bounded(1);
@@ -215,8 +221,15 @@ impl CommitLog {
             waiters: VecDeque::new(),
             failed: None,
         };
-        let log =
-            CommitLog { inner: Rc::new(Inner { config, state: RefCell::new(state), wake_writer, wake_allocator }) };
+        let log = CommitLog {
+            inner: Rc::new(Inner {
+                config,
+                state: RefCell::new(state),
+                wake_writer,
+                wake_allocator,
+                closed: Cell::new(false),
+            }),
+        };
         glommio::spawn_local(writer(log.inner.clone(), writer_rx)).detach();
         glommio::spawn_local(allocator(log.inner.clone(), allocator_rx)).detach();
         if log.inner.config.flush_disk_type == FlushDiskType::AsyncFlush {
@@ -244,9 +257,35 @@ impl CommitLog {
         }
     }
 
+    /// Local offset up to which an fdatasync covered the log.
+    pub fn synced_end(&self) -> u64 {
+        self.inner.state.borrow().synced
+    }
+
     /// Bytes of the log tail held in memory.
     pub fn cached_bytes(&self) -> usize {
         self.inner.state.borrow().cache.cached_bytes()
+    }
+
+    /// Whether the record at `physical_offset` is served from memory (no disk read).
+    pub fn in_memory(&self, physical_offset: i64) -> bool {
+        let local = (physical_offset as u64) & LOCAL_MASK;
+        self.inner.state.borrow().cache.cached_from().is_some_and(|from| local >= from)
+    }
+
+    /// The local offset where the oldest segment starts.
+    pub fn min_offset(&self) -> u64 {
+        self.inner.state.borrow().segments.keys().next().copied().unwrap_or(0)
+    }
+
+    /// The offset clients see for local offset `local`.
+    pub fn global_offset(&self, local: u64) -> i64 {
+        ((u64::from(self.inner.config.shard) << SHARD_SHIFT) | local) as i64
+    }
+
+    /// The local part of an offset clients see.
+    pub fn local_part(physical_offset: i64) -> u64 {
+        (physical_offset as u64) & LOCAL_MASK
     }
 
     /// Why the log is read-only, if it is.
@@ -264,6 +303,9 @@ impl CommitLog {
     /// acknowledgement.
     pub fn append(&self, msg: &mut StoredMessage) -> Result<Durable, StoreError> {
         let config = &self.inner.config;
+        if self.inner.closed.get() {
+            return Err(StoreError::Closed);
+        }
         let mut st = self.inner.state.borrow_mut();
         if let Some(reason) = &st.failed {
             return Err(StoreError::ReadOnly(reason.clone()));
@@ -369,6 +411,16 @@ impl CommitLog {
         }
         sync(&self.inner).await
     }
+
+    /// Flushes everything appended, then stops the log's tasks; later appends fail with
+    /// [`StoreError::Closed`]. Reads keep working.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let flushed = self.flush().await;
+        self.inner.closed.set(true);
+        let _ = self.inner.wake_writer.try_send(());
+        let _ = self.inner.wake_allocator.try_send(());
+        flushed
+    }
 }
 
 fn now_ms() -> i64 {
@@ -402,7 +454,7 @@ fn plan_write(inner: &Inner, st: &State, in_flight: usize) -> Option<Plan> {
     if st.failed.is_some() || st.issued_end >= st.append_pos {
         return None;
     }
-    if in_flight > 0 && st.issued_end % PAGE as u64 != 0 {
+    if in_flight > 0 && !st.issued_end.is_multiple_of(PAGE as u64) {
         return None; // the next write rewrites a page still being written
     }
     let base = st.issued_end / config.segment_bytes * config.segment_bytes;
@@ -434,6 +486,13 @@ async fn writer(inner: Rc<Inner>, wake: LocalReceiver<()>) {
             in_flight.push_back((end, base, task));
         }
         let Some((end, base, task)) = in_flight.pop_front() else {
+            let idle = {
+                let st = inner.state.borrow();
+                st.issued_end >= st.append_pos || st.failed.is_some()
+            };
+            if inner.closed.get() && idle {
+                return;
+            }
             if wake.recv().await.is_none() {
                 return;
             }
@@ -533,7 +592,7 @@ async fn allocator(inner: Rc<Inner>, wake: LocalReceiver<()>) {
                 }
             }
             None => {
-                if wake.recv().await.is_none() {
+                if inner.closed.get() || wake.recv().await.is_none() {
                     return;
                 }
             }
@@ -547,6 +606,9 @@ async fn periodic_flush(inner: std::rc::Weak<Inner>) {
         let Some(interval) = inner.upgrade().map(|i| i.config.flush_interval) else { return };
         glommio::timer::sleep(interval).await;
         let Some(inner) = inner.upgrade() else { return };
+        if inner.closed.get() {
+            return;
+        }
         let pending = {
             let st = inner.state.borrow();
             st.failed.is_none() && st.written > st.synced
@@ -560,47 +622,36 @@ async fn periodic_flush(inner: std::rc::Weak<Inner>) {
     }
 }
 
-/// Finds the end of the log: scans the last two segments that hold data, validating every
-/// record (magic, sizes, BODYCRC, its own offset), and discards what follows the last valid
-/// one, including any segment after it.
+/// Finds the end of the log: scans from `scan_from` (a record boundary, normally the
+/// checkpoint's durable point; the first segment when there is none), validating every record
+/// (magic, sizes, BODYCRC, its own offset), and discards what follows the last valid one,
+/// including any segment after it.
 async fn recover(
     config: &CommitLogConfig,
     segments: &mut BTreeMap<u64, Rc<DmaFile>>,
+    scan_from: Option<u64>,
     on_record: &mut impl FnMut(RecoveredRecord<'_>),
 ) -> Result<(u64, RecoveryReport), StoreError> {
     let started = Instant::now();
     let size = config.segment_bytes;
-    // Segments whose first record is absent hold nothing; the scan starts one before the last
-    // segment with data, since writes in flight at a crash may straddle two segments.
-    let mut with_data = Vec::new();
-    for (&base, file) in segments.iter() {
-        let head = read_exact(file, 0, 8).await.map_err(|e| io_err("read", config, e))?;
-        if i32::from_be_bytes([head[0], head[1], head[2], head[3]]) != 0 {
-            with_data.push(base);
-        }
-    }
-    let scan_from = with_data.len().saturating_sub(2);
-    let mut report =
-        RecoveryReport { end: 0, records: 0, bytes_scanned: 0, discarded_tail: false, elapsed: Duration::ZERO };
     let first_base = segments.keys().next().copied().unwrap_or(0);
-    let mut end = with_data.get(scan_from).copied().unwrap_or(first_base);
-    'segments: for &base in &with_data[scan_from..] {
-        if base != end {
-            report.discarded_tail = true; // a gap: the previous segment ended early
-            break;
-        }
-        let file = segments[&base].clone();
-        let mut pos = 0u64;
+    let start = scan_from.map_or(first_base, |from| from.max(first_base));
+    let mut report =
+        RecoveryReport { end: start, records: 0, bytes_scanned: 0, discarded_tail: false, elapsed: Duration::ZERO };
+    let mut end = start;
+    let mut base = start / size * size;
+    let mut pos = start - base;
+    let mut next_progress = PROGRESS_BYTES;
+    'segments: while let Some(file) = segments.get(&base).cloned() {
         // A window of the segment in memory, read in large pieces; per segment, since a window
         // of the previous segment's file would be read as this one's.
         let mut window = Bytes::new();
-        let mut window_start = 0u64;
+        let mut window_start = pos;
         loop {
             if pos + BLANK_LEN > size {
                 report.discarded_tail = true;
                 break 'segments;
             }
-            // Keep a window of at least one record in memory, read in large aligned pieces.
             let need_head = 8usize;
             if pos < window_start || pos + need_head as u64 > window_start + window.len() as u64 {
                 window_start = pos;
@@ -610,16 +661,16 @@ async fn recover(
             let total = i32::from_be_bytes([window[at], window[at + 1], window[at + 2], window[at + 3]]);
             let magic = u32::from_be_bytes([window[at + 4], window[at + 5], window[at + 6], window[at + 7]]);
             if total == 0 && magic == 0 {
-                end = base + pos; // clean end: zeros follow the last record
-                break 'segments;
+                break 'segments; // clean end: zeros follow the last record
             }
             if magic == BLANK_MAGIC_CODE && total as u64 == size - pos {
-                end = base + size;
                 report.bytes_scanned += total as u64;
+                base += size;
+                pos = 0;
+                end = base;
                 continue 'segments;
             }
             if magic != MESSAGE_MAGIC_CODE || total <= 8 || pos + total as u64 > size {
-                end = base + pos;
                 report.discarded_tail = true;
                 break 'segments;
             }
@@ -640,12 +691,25 @@ async fn recover(
                     end = base + pos;
                 }
                 Ok(_) | Err(_) => {
-                    end = base + pos;
                     report.discarded_tail = true;
                     break 'segments;
                 }
             }
+            if report.bytes_scanned >= next_progress {
+                next_progress += PROGRESS_BYTES;
+                let secs = started.elapsed().as_secs_f64().max(1e-6);
+                info!(
+                    dir = %config.dir.display(),
+                    at = end,
+                    mb = report.bytes_scanned as f64 / 1e6,
+                    mb_per_s = report.bytes_scanned as f64 / 1e6 / secs,
+                    "CommitLog recovery in progress"
+                );
+            }
         }
+    }
+    if scan_from.is_some_and(|from| from > end) {
+        warn!(dir = %config.dir.display(), checkpoint = start, end, "CommitLog ends before its checkpoint");
     }
     discard_after(config, segments, end).await?;
     report.end = end;
@@ -653,6 +717,7 @@ async fn recover(
     let secs = report.elapsed.as_secs_f64().max(1e-6);
     info!(
         dir = %config.dir.display(),
+        from = start,
         end,
         records = report.records,
         mb = report.bytes_scanned as f64 / 1e6,

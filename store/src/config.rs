@@ -74,13 +74,13 @@ impl CommitLogConfig {
 
     pub fn validate(&self) -> Result<(), StoreError> {
         let bad = |m: String| Err(StoreError::Config(m));
-        if self.segment_bytes < 64 * 1024 || self.segment_bytes % crate::PAGE as u64 != 0 {
+        if self.segment_bytes < 64 * 1024 || !self.segment_bytes.is_multiple_of(crate::PAGE as u64) {
             return bad(format!(
                 "mappedFileSizeCommitLog = {} must be a multiple of 4096, at least 64 KiB",
                 self.segment_bytes
             ));
         }
-        if self.max_write_bytes < crate::PAGE || self.max_write_bytes % crate::PAGE != 0 {
+        if self.max_write_bytes < crate::PAGE || !self.max_write_bytes.is_multiple_of(crate::PAGE) {
             return bad(format!("max write of {} bytes must be a multiple of 4096", self.max_write_bytes));
         }
         if self.writes_in_flight == 0 {

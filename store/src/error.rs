@@ -18,6 +18,10 @@ pub enum StoreError {
     OffsetNotFound(u64),
     #[error("flush did not complete within {0:?}")]
     FlushTimeout(std::time::Duration),
+    #[error("another broker holds the lock on {0}")]
+    Locked(PathBuf),
+    #[error("store is closed")]
+    Closed,
     #[error("invalid store configuration: {0}")]
     Config(String),
 }

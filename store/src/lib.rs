@@ -1,16 +1,29 @@
 //! Per-shard storage for Apogee: the CommitLog (RocketMQ 4.x record format, fixed-size
-//! segments written with O_DIRECT, group commit, recovery of a torn tail). Knows nothing of
-//! sockets; runs on the shard's glommio executor.
+//! segments written with O_DIRECT, group commit, recovery of a torn tail), the ConsumeQueues
+//! derived from it, and the checkpoint that bounds recovery. Knows nothing of sockets; runs on
+//! the shard's glommio executor.
 
+mod checkpoint;
 mod commitlog;
 mod config;
+mod consumequeue;
+mod crc32c;
 mod error;
+mod message_store;
+mod root;
 mod segment;
 mod tail;
 
+pub use checkpoint::Checkpoint;
 pub use commitlog::{AppendResult, CommitLog, Durable, RecoveredRecord, RecoveryReport};
 pub use config::{CommitLogConfig, FlushDiskType};
+pub use consumequeue::{CqUnit, CQ_UNIT_BYTES};
 pub use error::StoreError;
+pub use message_store::{
+    parse_delay_levels, GetMessageResult, GetMessageStatus, MessageStore, MessageStoreConfig, PutMessage,
+    StoreRecovery, DEFAULT_DELAY_LEVELS,
+};
+pub use root::RootLock;
 
 /// O_DIRECT alignment: every write starts and ends on a page.
 pub const PAGE: usize = 4096;

@@ -81,6 +81,11 @@ impl TailCache {
         }
     }
 
+    /// Local offset of the oldest cached byte.
+    pub fn cached_from(&self) -> Option<u64> {
+        self.entries.front().map(|e| e.offset)
+    }
+
     pub fn cached_bytes(&self) -> usize {
         self.bytes
     }

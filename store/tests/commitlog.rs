@@ -54,7 +54,7 @@ fn seq_of(record: &Bytes) -> u64 {
 }
 
 async fn open(c: CommitLogConfig) -> (CommitLog, RecoveryReport) {
-    CommitLog::open(c, |_| {}).await.expect("open")
+    CommitLog::open(c, None, |_| {}).await.expect("open")
 }
 
 #[test]
@@ -94,7 +94,7 @@ fn appends_roll_over_segments_and_read_back_from_cache_and_disk() {
         let seen = Rc::new(RefCell::new(Vec::new()));
         let sink = seen.clone();
         let (log, report) =
-            CommitLog::open(c, move |r| sink.borrow_mut().push(r.message.physical_offset)).await.expect("open");
+            CommitLog::open(c, None, move |r| sink.borrow_mut().push(r.message.physical_offset)).await.expect("open");
         assert!(!report.discarded_tail);
         let last = acked.last().expect("records");
         assert_eq!(report.end, (last.1 as u64 & ((1 << 56) - 1)) + last.2 as u64);
