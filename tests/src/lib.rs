@@ -44,6 +44,70 @@ impl TestNamesrv {
     }
 }
 
+/// A broker with its own name server (`--standalone`), both on free loopback ports, its
+/// store in a temporary folder with small segments.
+pub struct TestBroker {
+    pub server: broker::BrokerServer,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestBroker {
+    pub fn start() -> TestBroker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = broker::BrokerConfig {
+            listen_address: [127, 0, 0, 1].into(),
+            listen_port: 0,
+            namesrv_addr: "127.0.0.1:0".into(),
+            store_path_root_dir: dir.path().join("store"),
+            mapped_file_size_commit_log: 16 << 20,
+            commit_log_cache_bytes: 8 << 20,
+            ..Default::default()
+        };
+        TestBroker { server: broker::BrokerServer::start(config, true).expect("broker starts"), dir }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    pub fn namesrv(&self) -> SocketAddr {
+        self.server.namesrv_addr().expect("standalone name server")
+    }
+
+    /// Creates `topic` with `queues` queues (as `mqadmin updateTopic` does) and waits until
+    /// the name server routes it.
+    pub fn create_topic(&self, topic: &str, queues: i32) {
+        let header = wire::header::CreateTopicRequestHeader {
+            topic: topic.into(),
+            default_topic: "TBW102".into(),
+            read_queue_nums: queues,
+            write_queue_nums: queues,
+            perm: 6,
+            topic_filter_type: "SINGLE_TAG".into(),
+            topic_sys_flag: Some(0),
+            order: false,
+        };
+        let cmd = RemotingCommand::request(wire::code::request::UPDATE_AND_CREATE_TOPIC).with_header(&header);
+        let answer = call(self.addr(), &cmd);
+        assert_eq!(answer.code, wire::code::response::SUCCESS, "topic created: {}", answer.remark_str());
+        let route = RemotingCommand::request(wire::code::request::GET_ROUTEINFO_BY_TOPIC)
+            .with_header(&wire::header::GetRouteInfoRequestHeader { topic: topic.into(), ..Default::default() });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while call(self.namesrv(), &route).code != wire::code::response::SUCCESS {
+            assert!(Instant::now() < deadline, "the name server never learned of topic {topic}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// One request and its answer over a fresh connection.
+pub fn call(addr: SocketAddr, cmd: &RemotingCommand) -> RemotingCommand {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream.write_all(&wire::encode_to_bytes(cmd)).expect("send");
+    read_frame(&mut stream)
+}
+
 /// A connection that registers a broker (without being one) and keeps it registered while open.
 pub struct FakeBroker {
     stream: TcpStream,

@@ -1,0 +1,240 @@
+//! Broker configuration: a TOML file with the Java property names (`brokerClusterName`,
+//! `namesrvAddr`, `listenPort`, `storePathRootDir`, `flushDiskType`, …), so the keys of a
+//! user's `broker.conf` carry over. Keys Apogee does not know are reported, not fatal.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use store::{FlushDiskType, MessageStoreConfig};
+
+use crate::error::BrokerError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BrokerConfig {
+    pub broker_cluster_name: String,
+    pub broker_name: String,
+    /// 0 = master.
+    pub broker_id: i64,
+    /// `;`-separated name server addresses.
+    pub namesrv_addr: String,
+    /// Address to listen on; Java binds every interface.
+    pub listen_address: IpAddr,
+    /// Clients connect here; the "VIP channel" is this port − 2.
+    pub listen_port: u16,
+    /// The address registered with the name servers and written into message ids.
+    #[serde(rename = "brokerIP1")]
+    pub broker_ip1: IpAddr,
+    pub store_path_root_dir: PathBuf,
+    /// ASYNC_FLUSH or SYNC_FLUSH.
+    pub flush_disk_type: String,
+    pub auto_create_topic_enable: bool,
+    pub auto_create_subscription_group: bool,
+    pub default_topic_queue_nums: i32,
+    /// Largest message body accepted, in bytes.
+    pub max_message_size: usize,
+    /// 6 = read and write, 4 = read only, 2 = write only.
+    pub broker_permission: i32,
+    /// Segment size of the CommitLog.
+    pub mapped_file_size_commit_log: u64,
+    pub flush_interval_commit_log: u64,
+    pub sync_flush_timeout: u64,
+    /// Bytes per ConsumeQueue file (20-byte units).
+    pub mapped_file_size_consume_queue: u64,
+    pub flush_interval_consume_queue: u64,
+    pub message_delay_level: String,
+    pub long_polling_enable: bool,
+    /// Wait of a suspended pull when long polling is off.
+    pub short_polling_time_mills: u64,
+    pub flush_consumer_offset_interval: u64,
+    pub register_name_server_period: u64,
+    pub register_broker_timeout_mills: u64,
+    /// Clients silent for this long are dropped (Java: 120 s).
+    pub channel_expired_timeout: u64,
+    /// Bytes of the CommitLog tail kept in memory for reads (Apogee).
+    pub commit_log_cache_bytes: usize,
+    /// Executor threads (Apogee); one per core by default. Only 1 is supported so far.
+    pub shards: usize,
+    /// Largest frame accepted from a peer, checked before allocating (Apogee).
+    pub max_frame_bytes: usize,
+    /// Requests waiting for the store at once before SYSTEM_BUSY (Apogee).
+    pub max_pending_requests: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        Self {
+            broker_cluster_name: "DefaultCluster".into(),
+            broker_name: "broker-a".into(),
+            broker_id: 0,
+            namesrv_addr: "127.0.0.1:9876".into(),
+            listen_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            listen_port: 10911,
+            broker_ip1: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            store_path_root_dir: home.join("store"),
+            flush_disk_type: "ASYNC_FLUSH".into(),
+            auto_create_topic_enable: true,
+            auto_create_subscription_group: true,
+            default_topic_queue_nums: 8,
+            max_message_size: 4 * 1024 * 1024,
+            broker_permission: 6,
+            mapped_file_size_commit_log: 1 << 30,
+            flush_interval_commit_log: 500,
+            sync_flush_timeout: 5_000,
+            mapped_file_size_consume_queue: 300_000 * 20,
+            flush_interval_consume_queue: 1_000,
+            message_delay_level: store::DEFAULT_DELAY_LEVELS.into(),
+            long_polling_enable: true,
+            short_polling_time_mills: 1_000,
+            flush_consumer_offset_interval: 5_000,
+            register_name_server_period: 30_000,
+            register_broker_timeout_mills: 6_000,
+            channel_expired_timeout: 120_000,
+            commit_log_cache_bytes: 256 << 20,
+            shards: 1,
+            max_frame_bytes: wire::MAX_FRAME_BYTES_DEFAULT,
+            max_pending_requests: 10_000,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ConfigFile {
+    #[serde(flatten)]
+    config: BrokerConfig,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, toml::Value>,
+}
+
+impl BrokerConfig {
+    /// Reads a TOML file; returns the config and the keys it ignored.
+    pub fn load(path: &Path) -> Result<(Self, Vec<String>), BrokerError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| BrokerError::ConfigRead { path: path.to_path_buf(), source })?;
+        Self::parse(&text).map_err(|reason| BrokerError::ConfigInvalid { path: path.to_path_buf(), reason })
+    }
+
+    /// Parses TOML text; returns the config and the keys it ignored.
+    pub fn parse(text: &str) -> Result<(Self, Vec<String>), String> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        file.config.validate()?;
+        Ok((file.config, file.unknown.into_keys().collect()))
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if FlushDiskType::parse(&self.flush_disk_type).is_none() {
+            return Err(format!("flushDiskType = {:?} must be ASYNC_FLUSH or SYNC_FLUSH", self.flush_disk_type));
+        }
+        if self.listen_port < 3 && self.listen_port != 0 {
+            return Err(format!(
+                "listenPort = {} leaves no room for the VIP channel (listenPort - 2)",
+                self.listen_port
+            ));
+        }
+        if !(1..=1024).contains(&self.default_topic_queue_nums) {
+            return Err(format!("defaultTopicQueueNums = {} must be 1..=1024", self.default_topic_queue_nums));
+        }
+        if self.max_message_size == 0 {
+            return Err("maxMessageSize must be above 0".into());
+        }
+        if self.shards != 1 {
+            return Err(format!("shards = {}: only 1 shard is supported so far", self.shards));
+        }
+        if self.mapped_file_size_consume_queue < 20 {
+            return Err("mappedFileSizeConsumeQueue must hold at least one 20-byte unit".into());
+        }
+        if self.broker_name.is_empty() || self.broker_cluster_name.is_empty() {
+            return Err("brokerName and brokerClusterName must not be empty".into());
+        }
+        store::parse_delay_levels(&self.message_delay_level).map_err(|e| e.to_string())?;
+        self.store_config(0).commitlog.validate().map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.listen_address, self.listen_port)
+    }
+
+    /// The name server addresses, in order.
+    pub fn namesrv_addrs(&self) -> Vec<String> {
+        self.namesrv_addr.split(';').map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect()
+    }
+
+    pub fn flush_disk_type(&self) -> FlushDiskType {
+        FlushDiskType::parse(&self.flush_disk_type).unwrap_or(FlushDiskType::AsyncFlush)
+    }
+
+    /// The store settings of shard `shard`.
+    pub fn store_config(&self, shard: u8) -> MessageStoreConfig {
+        let mut c = MessageStoreConfig::new(self.store_path_root_dir.join(format!("shard-{shard}")));
+        c.commitlog.shard = shard;
+        c.commitlog.segment_bytes = self.mapped_file_size_commit_log;
+        c.commitlog.flush_disk_type = self.flush_disk_type();
+        c.commitlog.flush_interval = Duration::from_millis(self.flush_interval_commit_log.max(1));
+        c.commitlog.sync_flush_timeout = Duration::from_millis(self.sync_flush_timeout.max(1));
+        c.commitlog.cache_bytes = self.commit_log_cache_bytes;
+        c.units_per_consume_queue_file = (self.mapped_file_size_consume_queue / 20).max(1);
+        c.flush_interval_consume_queue = Duration::from_millis(self.flush_interval_consume_queue.max(1));
+        c.delay_levels_ms = store::parse_delay_levels(&self.message_delay_level).unwrap_or_default();
+        c
+    }
+
+    /// The effective configuration as TOML, in the form `-c` reads.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
+    }
+
+    /// `key=value` lines, as Java's GET_BROKER_CONFIG body.
+    pub fn to_properties(&self) -> String {
+        let value = toml::Value::try_from(self).unwrap_or(toml::Value::Table(Default::default()));
+        let mut out = String::new();
+        if let toml::Value::Table(table) = value {
+            for (key, v) in table {
+                let text = match v {
+                    toml::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                out.push_str(&format!("{key}={text}\n"));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_keys_parse_and_unknown_keys_are_reported() {
+        let (c, unknown) = BrokerConfig::parse(
+            "brokerClusterName = \"C1\"\nbrokerName = \"b1\"\nbrokerId = 0\nnamesrvAddr = \"10.0.0.1:9876;10.0.0.2:9876\"\n\
+             listenPort = 20911\nbrokerIP1 = \"10.0.0.5\"\nflushDiskType = \"SYNC_FLUSH\"\ndeleteWhen = \"04\"\n",
+        )
+        .expect("parse");
+        assert_eq!(c.broker_cluster_name, "C1");
+        assert_eq!(c.namesrv_addrs(), ["10.0.0.1:9876", "10.0.0.2:9876"]);
+        assert_eq!(c.broker_ip1.to_string(), "10.0.0.5");
+        assert_eq!(c.flush_disk_type(), FlushDiskType::SyncFlush);
+        assert_eq!(unknown, ["deleteWhen"]);
+        let (again, _) = BrokerConfig::parse(&c.to_toml()).expect("printed config reads back");
+        assert_eq!(again, c);
+        assert!(c.to_properties().contains("brokerIP1=10.0.0.5\n"));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_key_named() {
+        let err = BrokerConfig::parse("flushDiskType = \"SOMETIMES\"").expect_err("bad flush type");
+        assert!(err.contains("flushDiskType"), "{err}");
+        let err = BrokerConfig::parse("defaultTopicQueueNums = 0").expect_err("bad queue count");
+        assert!(err.contains("defaultTopicQueueNums"), "{err}");
+        let err = BrokerConfig::parse("messageDelayLevel = \"1x\"").expect_err("bad delay level");
+        assert!(err.contains("messageDelayLevel"), "{err}");
+        let err = BrokerConfig::parse("listenPort = \"x\"").expect_err("bad type");
+        assert!(err.contains("listenPort"), "{err}");
+    }
+}

@@ -1,0 +1,162 @@
+//! Broker-wide metadata: topic configs, subscription groups and consumer offsets, kept in
+//! memory and persisted as JSON under `<storePathRootDir>/config/` in Java's shapes
+//! (`TopicConfigSerializeWrapper`, `SubscriptionGroupWrapper`, `ConsumerOffsetSerializeWrapper`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use wire::body::perm;
+use wire::body::{
+    ConsumerOffsetSerializeWrapper, DataVersion, JsonBody, SubscriptionGroupConfig, SubscriptionGroupWrapper,
+    TopicConfig, TopicConfigSerializeWrapper,
+};
+use wire::message::topic;
+
+use crate::config::BrokerConfig;
+use crate::error::BrokerError;
+
+/// `OFFSET_MOVED_EVENT`, `SELF_TEST_TOPIC`: system topics every Java broker carries.
+const OFFSET_MOVED_EVENT: &str = "OFFSET_MOVED_EVENT";
+const SELF_TEST_TOPIC: &str = "SELF_TEST_TOPIC";
+/// Queues of SCHEDULE_TOPIC_XXXX: one per delay level.
+const SCHEDULE_QUEUES: i32 = 18;
+
+pub struct Metadata {
+    pub topics: TopicConfigSerializeWrapper,
+    pub groups: SubscriptionGroupWrapper,
+    /// `topic@group` → queue id → offset.
+    pub offsets: ConsumerOffsetSerializeWrapper,
+    dir: PathBuf,
+}
+
+/// Which persisted file changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaFile {
+    Topics,
+    Groups,
+    Offsets,
+}
+
+impl Metadata {
+    /// Loads the three files (missing ones start empty; corrupt ones refuse the start) and
+    /// adds the system topics.
+    pub fn load(config: &BrokerConfig) -> Result<Metadata, BrokerError> {
+        let dir = config.store_path_root_dir.join("config");
+        let mut topics: TopicConfigSerializeWrapper = read_json(&dir.join("topics.json"))?.unwrap_or_default();
+        let groups = read_json(&dir.join("subscriptionGroups.json"))?.unwrap_or_default();
+        let offsets = read_json(&dir.join("consumerOffsets.json"))?.unwrap_or_default();
+        let table = &mut topics.topic_config_table;
+        let mut system = |name: &str, queues: i32, perm: i32| {
+            table.entry(name.to_owned()).or_insert_with(|| {
+                let mut t = TopicConfig::new(name, queues);
+                t.perm = perm;
+                t
+            });
+        };
+        let rw = perm::READ | perm::WRITE;
+        system(SELF_TEST_TOPIC, 1, rw);
+        if config.auto_create_topic_enable {
+            system(topic::AUTO_CREATE_TOPIC_KEY, config.default_topic_queue_nums, rw | perm::INHERIT);
+        }
+        system(&config.broker_cluster_name, 16, config.broker_permission | perm::INHERIT);
+        system(&config.broker_name, 1, config.broker_permission | perm::INHERIT);
+        system(OFFSET_MOVED_EVENT, 1, rw | perm::INHERIT);
+        system(topic::SCHEDULE_TOPIC, SCHEDULE_QUEUES, rw);
+        system(&format!("{}_REPLY_TOPIC", config.broker_cluster_name), 1, rw | perm::INHERIT);
+        Ok(Metadata { topics, groups, offsets, dir })
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&TopicConfig> {
+        self.topics.topic_config_table.get(name)
+    }
+
+    /// Adds or replaces a topic and bumps the data version.
+    pub fn put_topic(&mut self, config: TopicConfig, now_ms: i64) {
+        self.topics.topic_config_table.insert(config.topic_name.clone(), config);
+        self.topics.data_version = self.topics.data_version.next(now_ms);
+    }
+
+    pub fn remove_topic(&mut self, name: &str, now_ms: i64) -> bool {
+        let removed = self.topics.topic_config_table.remove(name).is_some();
+        if removed {
+            self.topics.data_version = self.topics.data_version.next(now_ms);
+        }
+        removed
+    }
+
+    /// The group's settings, created with Java's defaults when auto-creation is on.
+    pub fn group_or_create(&mut self, group: &str, auto_create: bool, now_ms: i64) -> Option<&SubscriptionGroupConfig> {
+        if !self.groups.subscription_group_table.contains_key(group) {
+            if !auto_create {
+                return None;
+            }
+            let config = SubscriptionGroupConfig { group_name: group.to_owned(), ..Default::default() };
+            self.groups.subscription_group_table.insert(group.to_owned(), config);
+            self.groups.data_version = self.groups.data_version.next(now_ms);
+        }
+        self.groups.subscription_group_table.get(group)
+    }
+
+    /// The committed offset of `group` on `(topic, queue_id)`; −1 if none.
+    pub fn query_offset(&self, group: &str, topic: &str, queue_id: i32) -> i64 {
+        self.offsets
+            .offset_table
+            .get(&offset_key(topic, group))
+            .and_then(|queues| queues.get(&queue_id))
+            .copied()
+            .unwrap_or(-1)
+    }
+
+    pub fn commit_offset(&mut self, group: &str, topic: &str, queue_id: i32, offset: i64) {
+        self.offsets.offset_table.entry(offset_key(topic, group)).or_default().insert(queue_id, offset);
+    }
+
+    /// `(path, contents)` of one file, ready to be written off the executor.
+    pub fn snapshot(&self, file: MetaFile) -> (PathBuf, Vec<u8>) {
+        match file {
+            MetaFile::Topics => (self.dir.join("topics.json"), self.topics.encode()),
+            MetaFile::Groups => (self.dir.join("subscriptionGroups.json"), self.groups.encode()),
+            MetaFile::Offsets => (self.dir.join("consumerOffsets.json"), self.offsets.encode()),
+        }
+    }
+
+    /// The topic table as registration sends it.
+    pub fn topic_wrapper(&self) -> TopicConfigSerializeWrapper {
+        self.topics.clone()
+    }
+
+    pub fn data_version(&self) -> DataVersion {
+        self.topics.data_version
+    }
+
+    /// Offsets per queue of one `topic@group`.
+    pub fn offsets_of(&self, topic: &str, group: &str) -> BTreeMap<i32, i64> {
+        self.offsets.offset_table.get(&offset_key(topic, group)).cloned().unwrap_or_default()
+    }
+}
+
+fn offset_key(topic: &str, group: &str) -> String {
+    format!("{topic}@{group}")
+}
+
+fn read_json<T: JsonBody>(path: &Path) -> Result<Option<T>, BrokerError> {
+    match std::fs::read(path) {
+        Ok(bytes) => T::decode(&bytes)
+            .map(Some)
+            .map_err(|e| BrokerError::MetadataCorrupt { path: path.to_path_buf(), reason: e.to_string() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(BrokerError::MetadataCorrupt { path: path.to_path_buf(), reason: e.to_string() }),
+    }
+}
+
+/// Writes `contents` to `path` atomically (temp file, fsync, rename, fsync of the folder).
+pub fn persist(path: &Path, contents: &[u8]) -> Result<(), BrokerError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| BrokerError::MetadataWrite { path: dir.to_path_buf(), source })?;
+    }
+    namesrv::kv::persist(path, contents).map_err(|e| BrokerError::MetadataWrite {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })
+}

@@ -1,0 +1,636 @@
+//! Request handlers: one function per request code, answering with the codes and remarks of the
+//! Java 4.9.x broker. Each runs on its own task (see `server::dispatch`); none holds a borrow
+//! across an await.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use glommio::channels::local_channel;
+use tracing::{info, warn};
+use wire::body::{
+    perm, GetConsumerListByGroupResponseBody, HeartbeatData, JsonBody, MessageModel, SubscriptionData,
+    SubscriptionGroupConfig, TopicConfig, TopicFilterType,
+};
+use wire::code::{request as req, response as resp};
+use wire::header::pull_sys_flag;
+use wire::header::CommandHeader;
+use wire::header::*;
+use wire::message::{self, properties, topic, StoredMessage};
+use wire::{RemotingCommand, SerializeType};
+
+use crate::clients::{build_subscription, matches_tag_code, ClientChannel};
+use crate::metadata::MetaFile;
+use crate::server::{now_ms, Broker, Conn};
+
+/// A ready answer either way: `Err` carries an error response.
+type Answer = Result<RemotingCommand, RemotingCommand>;
+
+const FAQ: &str = "\nSee http://rocketmq.apache.org/docs/faq/ for further details.";
+
+pub async fn process(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand) -> Option<RemotingCommand> {
+    let answer = match cmd.code {
+        req::SEND_MESSAGE | req::SEND_MESSAGE_V2 | req::SEND_BATCH_MESSAGE => send(b, conn, &cmd).await,
+        req::PULL_MESSAGE => pull(b, &cmd).await,
+        req::QUERY_CONSUMER_OFFSET => query_consumer_offset(b, &cmd).await,
+        req::UPDATE_CONSUMER_OFFSET => update_consumer_offset(b, &cmd),
+        req::HEART_BEAT => heart_beat(b, conn, &cmd).await,
+        req::UNREGISTER_CLIENT => unregister_client(b, conn, &cmd),
+        req::GET_CONSUMER_LIST_BY_GROUP => consumer_list(b, &cmd),
+        req::GET_MAX_OFFSET => max_offset(b, &cmd),
+        req::GET_MIN_OFFSET => min_offset(b, &cmd),
+        req::GET_EARLIEST_MSG_STORETIME => earliest_time(b, &cmd).await,
+        req::SEARCH_OFFSET_BY_TIMESTAMP => search_offset(b, &cmd).await,
+        req::VIEW_MESSAGE_BY_ID => view_message(b, &cmd).await,
+        req::UPDATE_AND_CREATE_TOPIC => create_topic(b, &cmd).await,
+        req::DELETE_TOPIC_IN_BROKER => delete_topic(b, &cmd).await,
+        req::GET_ALL_TOPIC_CONFIG => Ok(ok(&cmd).with_body(b.meta.borrow().topics.encode())),
+        req::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => create_group(b, &cmd).await,
+        req::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => Ok(ok(&cmd).with_body(b.meta.borrow().groups.encode())),
+        req::DELETE_SUBSCRIPTIONGROUP => delete_group(b, &cmd).await,
+        req::GET_ALL_CONSUMER_OFFSET => Ok(ok(&cmd).with_body(b.meta.borrow().offsets.encode_fastjson())),
+        req::GET_BROKER_CONFIG => broker_config(b, &cmd),
+        code => Err(error(&cmd, resp::REQUEST_CODE_NOT_SUPPORTED, format!(" request type {code} not supported"))),
+    };
+    Some(answer.unwrap_or_else(|e| e))
+}
+
+fn ok(cmd: &RemotingCommand) -> RemotingCommand {
+    RemotingCommand::response_to(cmd, resp::SUCCESS)
+}
+
+fn error(cmd: &RemotingCommand, code: i32, remark: impl Into<wire::ByteStr>) -> RemotingCommand {
+    RemotingCommand::response_to(cmd, code).with_remark(remark)
+}
+
+fn header<H: CommandHeader>(cmd: &RemotingCommand) -> Result<H, RemotingCommand> {
+    cmd.header::<H>().map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))
+}
+
+fn body<T: JsonBody>(cmd: &RemotingCommand) -> Result<T, RemotingCommand> {
+    T::decode(&cmd.body).map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))
+}
+
+/// Topics a client may not send to (Java's `TopicValidator.NOT_ALLOWED_SEND_TOPIC_SET`).
+fn send_forbidden(name: &str) -> bool {
+    matches!(
+        name,
+        topic::SCHEDULE_TOPIC
+            | topic::TRANS_HALF_TOPIC
+            | topic::TRANS_OP_HALF_TOPIC
+            | "TRANS_CHECK_MAX_TIME_TOPIC"
+            | "SELF_TEST_TOPIC"
+            | "OFFSET_MOVED_EVENT"
+    )
+}
+
+fn check_topic_name(cmd: &RemotingCommand, name: &str) -> Result<(), RemotingCommand> {
+    if name.is_empty() {
+        return Err(error(cmd, resp::SYSTEM_ERROR, "The specified topic is blank."));
+    }
+    if name.len() > topic::TOPIC_MAX_LENGTH {
+        return Err(error(cmd, resp::SYSTEM_ERROR, "The specified topic is longer than topic max length."));
+    }
+    if !topic::is_valid_name(name) {
+        return Err(error(
+            cmd,
+            resp::SYSTEM_ERROR,
+            format!("The specified topic[{name}] contains illegal characters, allowing only ^[%|a-zA-Z0-9_-]+$"),
+        ));
+    }
+    Ok(())
+}
+
+/// The topic's config; creates it from `default_topic` (TBW102) when auto-creation is on and
+/// that topic may be inherited, or as a one-queue retry topic.
+async fn topic_for_send(
+    b: &Rc<Broker>,
+    cmd: &RemotingCommand,
+    name: &str,
+    default_topic: &str,
+    queue_nums: i32,
+) -> Result<TopicConfig, RemotingCommand> {
+    if let Some(config) = b.meta.borrow().topic(name) {
+        return Ok(config.clone());
+    }
+    let created = {
+        let meta = b.meta.borrow();
+        if name.starts_with(topic::RETRY_GROUP_TOPIC_PREFIX) {
+            Some(TopicConfig::new(name, 1))
+        } else if b.config.auto_create_topic_enable {
+            meta.topic(default_topic).filter(|d| d.perm & perm::INHERIT != 0).map(|d| {
+                let mut t = TopicConfig::new(name, queue_nums.clamp(1, d.write_queue_nums.max(1)));
+                t.perm = d.perm & !perm::INHERIT;
+                t
+            })
+        } else {
+            None
+        }
+    };
+    let Some(config) = created else {
+        return Err(error(cmd, resp::TOPIC_NOT_EXIST, format!("topic[{name}] not exist, apply first please!{FAQ}")));
+    };
+    b.meta.borrow_mut().put_topic(config.clone(), now_ms());
+    info!(topic = name, queues = config.write_queue_nums, "topic created on first send");
+    save_topics(b).await;
+    Ok(config)
+}
+
+async fn save_topics(b: &Rc<Broker>) {
+    if let Err(e) = b.persist(MetaFile::Topics).await {
+        warn!(error = %e, "topic configs not persisted");
+    }
+    b.registrar.trigger();
+}
+
+async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer {
+    let v2 = cmd.code == req::SEND_MESSAGE_V2;
+    let h = SendMessageRequestHeader::read_any(&cmd.ext_fields, v2)
+        .map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?;
+    if !perm::is_writeable(b.config.broker_permission) {
+        return Err(error(
+            cmd,
+            resp::NO_PERMISSION,
+            format!("the broker[{}] sending message is forbidden", b.store_host.ip()),
+        ));
+    }
+    let name = h.topic.as_str();
+    check_topic_name(cmd, name)?;
+    if send_forbidden(name) {
+        return Err(error(cmd, resp::NO_PERMISSION, format!("Sending message to topic[{name}] is forbidden.")));
+    }
+    let config = topic_for_send(b, cmd, name, h.default_topic.as_str(), h.default_topic_queue_nums).await?;
+    if !perm::is_writeable(config.perm) {
+        return Err(error(cmd, resp::NO_PERMISSION, format!("the topic[{name}] sending message is forbidden")));
+    }
+    let queue_id =
+        if h.queue_id < 0 { (now_ms() % i64::from(config.write_queue_nums.max(1))) as i32 } else { h.queue_id };
+    if queue_id >= config.write_queue_nums {
+        return Err(error(
+            cmd,
+            resp::SYSTEM_ERROR,
+            format!(
+                "request queueId[{queue_id}] is illegal, topic:[{name}] topicConfig.writeQueueNums:[{}] Producer: {}",
+                config.write_queue_nums, conn.peer
+            ),
+        ));
+    }
+    let parts: Vec<(i32, Bytes, String)> = if cmd.code == req::SEND_BATCH_MESSAGE {
+        let batch = message::decode_batch(&cmd.body).map_err(|e| error(cmd, resp::MESSAGE_ILLEGAL, e.to_string()))?;
+        batch.into_iter().map(|m| (m.flag, m.body, m.properties.as_str().to_owned())).collect()
+    } else {
+        vec![(h.flag, cmd.body.clone(), h.properties.as_ref().map(|p| p.as_str().to_owned()).unwrap_or_default())]
+    };
+    if parts.is_empty() || parts.iter().any(|(_, body, _)| body.len() > b.config.max_message_size) {
+        return Err(error(
+            cmd,
+            resp::MESSAGE_ILLEGAL,
+            "the message is illegal, maybe msg body or properties length not matched. msg body length limit 128k, msg properties length limit 32k.",
+        ));
+    }
+    let region = parts
+        .first()
+        .and_then(|(_, _, p)| properties::get(p, properties::MSG_REGION).map(str::to_owned))
+        .unwrap_or_else(|| "DefaultRegion".to_owned());
+    let trace_on = parts
+        .first()
+        .and_then(|(_, _, p)| properties::get(p, properties::TRACE_SWITCH).map(str::to_owned))
+        .unwrap_or_else(|| "true".to_owned());
+    let mut ids = Vec::with_capacity(parts.len());
+    let mut first_offset = None;
+    let mut last = None;
+    for (flag, body, props) in parts {
+        let props = properties::with(&props, properties::CLUSTER, &b.config.broker_cluster_name);
+        let msg = StoredMessage {
+            body_crc: message::body_crc(&body),
+            queue_id,
+            flag,
+            sys_flag: h.sys_flag,
+            born_timestamp: h.born_timestamp,
+            born_host: conn.peer,
+            store_host: b.store_host,
+            reconsume_times: h.reconsume_times.unwrap_or(0),
+            body,
+            topic: name.into(),
+            properties: props.as_str().into(),
+            ..Default::default()
+        };
+        let put = b.store.put_message(msg).map_err(|e| store_error(cmd, e))?;
+        ids.push(message::offset_msg_id(b.store_host, put.durable.result().physical_offset));
+        first_offset.get_or_insert(put.queue_offset);
+        last = Some(put.durable);
+    }
+    let durable = last.ok_or_else(|| error(cmd, resp::MESSAGE_ILLEGAL, "empty batch"))?;
+    let outcome = durable.wait().await;
+    b.notify_arrival(name, queue_id);
+    let code = match outcome {
+        Ok(_) => resp::SUCCESS,
+        Err(store::StoreError::FlushTimeout(_)) => resp::FLUSH_DISK_TIMEOUT,
+        Err(e) => return Err(store_error(cmd, e)),
+    };
+    let header = SendMessageResponseHeader {
+        msg_id: ids.join(",").as_str().into(),
+        queue_id,
+        queue_offset: first_offset.unwrap_or(0),
+        transaction_id: None,
+        msg_region: Some(region.as_str().into()),
+        trace_on: Some(trace_on.as_str().into()),
+    };
+    Ok(RemotingCommand::response_to(cmd, code).with_header(&header))
+}
+
+fn store_error(cmd: &RemotingCommand, e: store::StoreError) -> RemotingCommand {
+    use store::StoreError as E;
+    match e {
+        E::RecordTooLarge { .. } | E::BadRecord(_) => error(
+            cmd,
+            resp::MESSAGE_ILLEGAL,
+            format!("the message is illegal, maybe msg body or properties length not matched: {e}"),
+        ),
+        E::ReadOnly(_) | E::Closed => {
+            error(cmd, resp::SERVICE_NOT_AVAILABLE, format!("service not available now: {e}"))
+        }
+        other => error(cmd, resp::SYSTEM_ERROR, other.to_string()),
+    }
+}
+
+async fn pull(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: PullMessageRequestHeader = header(cmd)?;
+    let (group, name, queue_id) = (h.consumer_group.as_str(), h.topic.as_str(), h.queue_id);
+    if !perm::is_readable(b.config.broker_permission) {
+        return Err(error(
+            cmd,
+            resp::NO_PERMISSION,
+            format!("the broker[{}] pulling message is forbidden", b.store_host.ip()),
+        ));
+    }
+    let group_config =
+        b.meta.borrow_mut().group_or_create(group, b.config.auto_create_subscription_group, now_ms()).cloned();
+    let Some(group_config) = group_config else {
+        return Err(error(
+            cmd,
+            resp::SUBSCRIPTION_GROUP_NOT_EXIST,
+            format!("subscription group [{group}] does not exist, {FAQ}"),
+        ));
+    };
+    if !group_config.consume_enable {
+        return Err(error(cmd, resp::NO_PERMISSION, format!("subscription group no permission, {group}")));
+    }
+    let Some(topic_config) = b.meta.borrow().topic(name).cloned() else {
+        return Err(error(cmd, resp::TOPIC_NOT_EXIST, format!("topic[{name}] not exist, apply first please!{FAQ}")));
+    };
+    if !perm::is_readable(topic_config.perm) {
+        return Err(error(cmd, resp::NO_PERMISSION, format!("the topic[{name}] pulling message is forbidden")));
+    }
+    if queue_id < 0 || queue_id >= topic_config.read_queue_nums {
+        return Err(error(
+            cmd,
+            resp::SYSTEM_ERROR,
+            format!(
+                "queueId[{queue_id}] is illegal, topic:[{name}] topicConfig.readQueueNums:[{}] consumer:[{}]",
+                topic_config.read_queue_nums,
+                cmd.remark_str()
+            ),
+        ));
+    }
+    if h.expression_type.as_ref().is_some_and(|t| t.as_str() != wire::body::EXPRESSION_TYPE_TAG) {
+        return Err(error(cmd, resp::SYSTEM_ERROR, "The broker does not support consumer to filter message by SQL92"));
+    }
+    let subscription = subscription_for_pull(b, cmd, &h, &group_config)?;
+    if h.sys_flag & pull_sys_flag::COMMIT_OFFSET != 0 {
+        b.meta.borrow_mut().commit_offset(group, name, queue_id, h.commit_offset);
+        b.offsets_dirty.set(true);
+    }
+    let suspend = h.sys_flag & pull_sys_flag::SUSPEND != 0;
+    let wait = if b.config.long_polling_enable {
+        Duration::from_millis(h.suspend_timeout_millis.max(0) as u64)
+    } else {
+        Duration::from_millis(b.config.short_polling_time_mills)
+    };
+    let deadline = Instant::now() + wait;
+    let mut woken = false;
+    loop {
+        let answer = pull_once(b, cmd, &h, subscription.as_ref()).await?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if answer.code != resp::PULL_NOT_FOUND || !suspend || left.is_zero() {
+            // Java answers a woken pull through a fresh response in its default (JSON) form.
+            return Ok(if woken { answer.with_serialize_type(SerializeType::Json) } else { answer });
+        }
+        let (tx, rx) = local_channel::new_bounded(1);
+        b.holds.borrow_mut().entry((name.to_owned(), queue_id)).or_default().push(tx);
+        woken = futures_lite::future::or(
+            async {
+                let _ = rx.recv().await;
+                true
+            },
+            async {
+                glommio::timer::sleep(left).await;
+                false
+            },
+        )
+        .await
+            || woken;
+        if !woken && Instant::now() >= deadline {
+            return pull_once(b, cmd, &h, subscription.as_ref()).await;
+        }
+    }
+}
+
+fn subscription_for_pull(
+    b: &Rc<Broker>,
+    cmd: &RemotingCommand,
+    h: &PullMessageRequestHeader,
+    group_config: &SubscriptionGroupConfig,
+) -> Result<Option<SubscriptionData>, RemotingCommand> {
+    if h.sys_flag & pull_sys_flag::SUBSCRIPTION != 0 {
+        let expression = h.subscription.as_ref().map(|s| s.as_str()).unwrap_or(wire::body::SUB_ALL);
+        return Ok(Some(build_subscription(h.topic.as_str(), expression, h.sub_version)));
+    }
+    let clients = b.clients.borrow();
+    let group = h.consumer_group.as_str();
+    let Some(info) = clients.consumers.get(group) else {
+        return Err(error(cmd, resp::SUBSCRIPTION_NOT_EXIST, format!("the consumer's group info not exist{FAQ}")));
+    };
+    if !group_config.consume_broadcast_enable && info.message_model == MessageModel::BROADCASTING {
+        return Err(error(
+            cmd,
+            resp::NO_PERMISSION,
+            format!("the consumer group[{group}] can not consume by broadcast way"),
+        ));
+    }
+    let Some(sub) = clients.subscription(group, h.topic.as_str()) else {
+        return Err(error(cmd, resp::SUBSCRIPTION_NOT_EXIST, format!("the consumer's subscription not exist{FAQ}")));
+    };
+    if sub.sub_version < h.sub_version {
+        return Err(error(cmd, resp::SUBSCRIPTION_NOT_LATEST, "the consumer's subscription not latest"));
+    }
+    Ok(Some(sub.clone()))
+}
+
+async fn pull_once(
+    b: &Rc<Broker>,
+    cmd: &RemotingCommand,
+    h: &PullMessageRequestHeader,
+    sub: Option<&SubscriptionData>,
+) -> Answer {
+    use store::GetMessageStatus as S;
+    let max = h.max_msg_nums.clamp(1, 1024) as usize;
+    let accept = |code: i64| matches_tag_code(sub, code);
+    let result = b
+        .store
+        .get_message(h.topic.as_str(), h.queue_id, h.queue_offset, max, &accept)
+        .await
+        .map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?;
+    let code = match result.status {
+        S::Found => resp::SUCCESS,
+        S::MessageWasRemoving | S::NoMatchedMessage => resp::PULL_RETRY_IMMEDIATELY,
+        S::NoMatchedLogicQueue | S::NoMessageInQueue => {
+            if h.queue_offset != 0 {
+                resp::PULL_OFFSET_MOVED
+            } else {
+                resp::PULL_NOT_FOUND
+            }
+        }
+        S::OffsetFoundNull | S::OffsetOverflowOne => resp::PULL_NOT_FOUND,
+        S::OffsetOverflowBadly | S::OffsetTooSmall => resp::PULL_OFFSET_MOVED,
+    };
+    let header = PullMessageResponseHeader {
+        suggest_which_broker_id: 0,
+        next_begin_offset: result.next_begin_offset,
+        min_offset: result.min_offset,
+        max_offset: result.max_offset,
+    };
+    let mut answer = RemotingCommand::response_to(cmd, code).with_header(&header).with_remark(result.status.name());
+    if !result.messages.is_empty() {
+        let mut body = BytesMut::with_capacity(result.buffer_total_size);
+        for record in &result.messages {
+            body.extend_from_slice(record);
+        }
+        answer = answer.with_body(body.freeze());
+    }
+    Ok(answer)
+}
+
+async fn query_consumer_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: QueryConsumerOffsetRequestHeader = header(cmd)?;
+    let (group, name, queue_id) = (h.consumer_group.as_str(), h.topic.as_str(), h.queue_id);
+    let stored = b.meta.borrow().query_offset(group, name, queue_id);
+    let offset = if stored >= 0 {
+        stored
+    } else {
+        // No stored offset: start at 0 only while the queue's first message is still in memory
+        // (a new queue), as Java does; clients starting "from last offset" depend on it.
+        let min = b.store.min_offset_in_queue(name, queue_id);
+        let in_disk =
+            b.store.is_in_disk(name, queue_id, 0).await.map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?;
+        if min <= 0 && !in_disk {
+            0
+        } else {
+            return Err(error(
+                cmd,
+                resp::QUERY_NOT_FOUND,
+                "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first",
+            ));
+        }
+    };
+    Ok(ok(cmd).with_header(&QueryConsumerOffsetResponseHeader { offset }))
+}
+
+fn update_consumer_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: UpdateConsumerOffsetRequestHeader = header(cmd)?;
+    b.meta.borrow_mut().commit_offset(h.consumer_group.as_str(), h.topic.as_str(), h.queue_id, h.commit_offset);
+    b.offsets_dirty.set(true);
+    Ok(ok(cmd))
+}
+
+async fn heart_beat(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer {
+    let data: HeartbeatData = body(cmd)?;
+    let channel = ClientChannel {
+        client_id: data.client_id.clone(),
+        addr: conn.peer,
+        language: cmd.language.name().to_owned(),
+        version: cmd.version,
+        last_update: Instant::now(),
+    };
+    let mut topics_changed = false;
+    let mut groups_changed = false;
+    for consumer in &data.consumer_data_set {
+        let group = consumer.group_name.as_str();
+        let (config, created) = {
+            let mut meta = b.meta.borrow_mut();
+            let existed = meta.groups.subscription_group_table.contains_key(group);
+            let config = meta.group_or_create(group, b.config.auto_create_subscription_group, now_ms()).cloned();
+            (config, !existed)
+        };
+        groups_changed |= created && config.is_some();
+        let notify = config.as_ref().is_none_or(|c| c.notify_consumer_ids_changed_enable);
+        if let Some(config) = &config {
+            let retry = topic::retry_topic(group);
+            if b.meta.borrow().topic(&retry).is_none() {
+                let mut t = TopicConfig::new(&retry, config.retry_queue_nums.max(1));
+                t.perm = perm::READ | perm::WRITE;
+                b.meta.borrow_mut().put_topic(t, now_ms());
+                topics_changed = true;
+            }
+        }
+        let changed = b.clients.borrow_mut().register_consumer(consumer, conn.id, channel.clone());
+        if changed {
+            info!(group, client = %data.client_id, peer = %conn.peer, "consumer joined");
+            if notify {
+                b.notify_consumer_ids_changed(group);
+            }
+        }
+    }
+    for producer in &data.producer_data_set {
+        b.clients.borrow_mut().register_producer(&producer.group_name, conn.id, channel.clone());
+    }
+    if topics_changed {
+        save_topics(b).await;
+    }
+    if groups_changed {
+        if let Err(e) = b.persist(MetaFile::Groups).await {
+            warn!(error = %e, "subscription groups not persisted");
+        }
+    }
+    Ok(ok(cmd))
+}
+
+fn unregister_client(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer {
+    let h: UnregisterClientRequestHeader = header(cmd)?;
+    let consumer_group = h.consumer_group.as_ref().map(|g| g.as_str());
+    let changed =
+        b.clients.borrow_mut().unregister(conn.id, h.producer_group.as_ref().map(|g| g.as_str()), consumer_group);
+    if let (true, Some(group)) = (changed, consumer_group) {
+        info!(group, client = %h.client_id.as_str(), "consumer left");
+        b.notify_consumer_ids_changed(group);
+    }
+    Ok(ok(cmd))
+}
+
+fn consumer_list(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: GetConsumerListByGroupRequestHeader = header(cmd)?;
+    let ids = b.clients.borrow().consumer_ids(h.consumer_group.as_str());
+    if ids.is_empty() {
+        return Err(error(
+            cmd,
+            resp::SYSTEM_ERROR,
+            format!("no consumer for this group, {}", h.consumer_group.as_str()),
+        ));
+    }
+    Ok(ok(cmd).with_body(GetConsumerListByGroupResponseBody { consumer_id_list: ids }.encode()))
+}
+
+fn max_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: GetMaxOffsetRequestHeader = header(cmd)?;
+    let offset = b.store.max_offset_in_queue(h.topic.as_str(), h.queue_id);
+    Ok(ok(cmd).with_header(&GetMaxOffsetResponseHeader { offset }))
+}
+
+fn min_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: GetMinOffsetRequestHeader = header(cmd)?;
+    let offset = b.store.min_offset_in_queue(h.topic.as_str(), h.queue_id);
+    Ok(ok(cmd).with_header(&GetMinOffsetResponseHeader { offset }))
+}
+
+async fn earliest_time(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: GetEarliestMsgStoretimeRequestHeader = header(cmd)?;
+    let time = b
+        .store
+        .earliest_message_time(h.topic.as_str(), h.queue_id)
+        .await
+        .map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?;
+    Ok(ok(cmd).with_header(&GetEarliestMsgStoretimeResponseHeader { timestamp: time.unwrap_or(-1) }))
+}
+
+async fn search_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: SearchOffsetRequestHeader = header(cmd)?;
+    let offset = b
+        .store
+        .offset_in_queue_by_time(h.topic.as_str(), h.queue_id, h.timestamp)
+        .await
+        .map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?;
+    Ok(ok(cmd).with_header(&SearchOffsetResponseHeader { offset }))
+}
+
+async fn view_message(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: ViewMessageRequestHeader = header(cmd)?;
+    match b.store.look_message_by_offset(h.offset).await {
+        Ok(record) => Ok(ok(cmd).with_body(record)),
+        Err(_) => Err(error(cmd, resp::SYSTEM_ERROR, format!("can not find message by the offset, {}", h.offset))),
+    }
+}
+
+async fn create_topic(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: CreateTopicRequestHeader = header(cmd)?;
+    let name = h.topic.as_str();
+    check_topic_name(cmd, name)?;
+    if name == b.config.broker_cluster_name {
+        return Err(error(
+            cmd,
+            resp::SYSTEM_ERROR,
+            format!("the topic[{name}] is conflict with system reserved words."),
+        ));
+    }
+    let config = TopicConfig {
+        order: h.order,
+        perm: h.perm,
+        read_queue_nums: h.read_queue_nums,
+        topic_filter_type: if h.topic_filter_type.as_str() == "MULTI_TAG" {
+            TopicFilterType::MULTI_TAG
+        } else {
+            TopicFilterType::SINGLE_TAG
+        },
+        topic_name: name.to_owned(),
+        topic_sys_flag: h.topic_sys_flag.unwrap_or(0),
+        write_queue_nums: h.write_queue_nums,
+    };
+    if config.read_queue_nums <= 0 || config.write_queue_nums <= 0 {
+        return Err(error(cmd, resp::SYSTEM_ERROR, "readQueueNums and writeQueueNums must be above 0"));
+    }
+    b.meta.borrow_mut().put_topic(config, now_ms());
+    info!(topic = name, queues = h.write_queue_nums, "topic created or updated");
+    save_topics(b).await;
+    Ok(ok(cmd))
+}
+
+async fn delete_topic(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: DeleteTopicRequestHeader = header(cmd)?;
+    if b.meta.borrow_mut().remove_topic(h.topic.as_str(), now_ms()) {
+        info!(topic = h.topic.as_str(), "topic deleted");
+        save_topics(b).await;
+    }
+    Ok(ok(cmd))
+}
+
+async fn create_group(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let config: SubscriptionGroupConfig = body(cmd)?;
+    if config.group_name.is_empty() {
+        return Err(error(cmd, resp::SYSTEM_ERROR, "groupName must not be empty"));
+    }
+    {
+        let mut meta = b.meta.borrow_mut();
+        meta.groups.subscription_group_table.insert(config.group_name.clone(), config);
+        meta.groups.data_version = meta.groups.data_version.next(now_ms());
+    }
+    b.persist(MetaFile::Groups).await.map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?;
+    Ok(ok(cmd))
+}
+
+async fn delete_group(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: DeleteSubscriptionGroupRequestHeader = header(cmd)?;
+    {
+        let mut meta = b.meta.borrow_mut();
+        if meta.groups.subscription_group_table.remove(h.group_name.as_str()).is_some() {
+            meta.groups.data_version = meta.groups.data_version.next(now_ms());
+        }
+    }
+    b.persist(MetaFile::Groups).await.map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?;
+    Ok(ok(cmd))
+}
+
+fn broker_config(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let version = String::from_utf8(b.meta.borrow().data_version().encode()).unwrap_or_default();
+    Ok(ok(cmd)
+        .with_header(&GetBrokerConfigResponseHeader { version: version.as_str().into() })
+        .with_body(b.config.to_properties()))
+}
