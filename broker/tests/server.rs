@@ -1,0 +1,384 @@
+//! The real `apogee-broker` binary on loopback, driven over the RocketMQ protocol: Java's codes
+//! and remarks for sends, pulls and offsets, long polling, consumer group notifications, bad
+//! input, clean stops and kill -9 under load.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use wire::body::{ConsumerData, HeartbeatData, JsonBody, SubscriptionData, TopicConfigSerializeWrapper};
+use wire::code::{request, response};
+use wire::header::*;
+use wire::{RemotingCommand, SerializeType};
+
+fn create_topic(client: &mut Client, topic: &str, queues: i32) {
+    let header = CreateTopicRequestHeader {
+        topic: topic.into(),
+        default_topic: "TBW102".into(),
+        read_queue_nums: queues,
+        write_queue_nums: queues,
+        perm: 6,
+        topic_filter_type: "SINGLE_TAG".into(),
+        topic_sys_flag: Some(0),
+        order: false,
+    };
+    ok(&client.call(RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC).with_header(&header)));
+}
+
+#[test]
+fn sends_pulls_and_offsets_answer_with_java_codes_and_remarks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(&write_config(dir.path(), "maxMessageSize = 1024\n"));
+    let mut c = Client::connect(broker.addr);
+
+    let mut ids = Vec::new();
+    for (i, tag) in ["TagA", "TagB", "TagA"].iter().enumerate() {
+        let answer = c.call(send_message("TopicA", 0, &format!("m{i}"), tag));
+        ok(&answer);
+        let h: SendMessageResponseHeader = answer.header().expect("send response header");
+        assert_eq!((h.queue_id, h.queue_offset), (0, i as i64));
+        assert_eq!(h.msg_id.len(), 32, "an IPv4 offset message id");
+        ids.push(h.msg_id.as_str().to_owned());
+    }
+
+    let found = c.call(pull("TopicA", 0, 0, 0, "*"));
+    ok(&found);
+    assert_eq!(found.remark_str(), "FOUND");
+    assert_eq!(bodies(&found), ["m0", "m1", "m2"]);
+    let h: PullMessageResponseHeader = found.header().expect("pull header");
+    assert_eq!((h.next_begin_offset, h.min_offset, h.max_offset), (3, 0, 3));
+
+    let tagged = c.call(pull("TopicA", 0, 0, 0, "TagB"));
+    assert_eq!(bodies(&tagged), ["m1"], "only TagB");
+
+    let caught_up = c.call(pull("TopicA", 0, 3, 0, "*"));
+    assert_eq!((caught_up.code, caught_up.remark_str()), (response::PULL_NOT_FOUND, "OFFSET_OVERFLOW_ONE"));
+    let beyond = c.call(pull("TopicA", 0, 10, 0, "*"));
+    assert_eq!((beyond.code, beyond.remark_str()), (response::PULL_OFFSET_MOVED, "OFFSET_OVERFLOW_BADLY"));
+    let no_topic = c.call(pull("NoSuchTopic", 0, 0, 0, "*"));
+    assert_eq!(no_topic.code, response::TOPIC_NOT_EXIST);
+    assert!(no_topic.remark_str().starts_with("topic[NoSuchTopic] not exist, apply first please!"));
+    let bad_queue = c.call(pull("TopicA", 99, 0, 0, "*"));
+    assert_eq!(bad_queue.code, response::SYSTEM_ERROR);
+    assert!(bad_queue.remark_str().starts_with("queueId[99] is illegal"), "{}", bad_queue.remark_str());
+
+    // Bad sends: an illegal topic name, a body over maxMessageSize, a system topic.
+    let bad_name = c.call(send_message("bad topic!", 0, "x", "t"));
+    assert_eq!(bad_name.code, response::SYSTEM_ERROR);
+    assert!(bad_name.remark_str().contains("contains illegal characters"), "{}", bad_name.remark_str());
+    let big = c.call(send_message("TopicA", 0, &"x".repeat(2000), "t"));
+    assert_eq!(big.code, response::MESSAGE_ILLEGAL, "{}", big.remark_str());
+    let system = c.call(send_message("SCHEDULE_TOPIC_XXXX", 0, "x", "t"));
+    assert_eq!(system.code, response::NO_PERMISSION);
+    let bad_queue_send = c.call(send_message("TopicA", 50, "x", "t"));
+    assert_eq!(bad_queue_send.code, response::SYSTEM_ERROR);
+
+    // Offsets: a new group on a queue whose first message is in memory starts at 0.
+    let query = |c: &mut Client| {
+        let header = QueryConsumerOffsetRequestHeader {
+            consumer_group: "G1".into(),
+            topic: "TopicA".into(),
+            queue_id: 0,
+            broker_name: None,
+        };
+        c.call(RemotingCommand::request(request::QUERY_CONSUMER_OFFSET).with_header(&header))
+    };
+    let first = query(&mut c);
+    ok(&first);
+    assert_eq!(first.header::<QueryConsumerOffsetResponseHeader>().expect("offset").offset, 0);
+    let update = UpdateConsumerOffsetRequestHeader {
+        consumer_group: "G1".into(),
+        topic: "TopicA".into(),
+        queue_id: 0,
+        commit_offset: 2,
+        broker_name: None,
+    };
+    ok(&c.call(RemotingCommand::request(request::UPDATE_CONSUMER_OFFSET).with_header(&update)));
+    assert_eq!(query(&mut c).header::<QueryConsumerOffsetResponseHeader>().expect("offset").offset, 2);
+    let max = c.call(
+        RemotingCommand::request(request::GET_MAX_OFFSET)
+            .with_header(&GetMaxOffsetRequestHeader { topic: "TopicA".into(), queue_id: 0 }),
+    );
+    assert_eq!(max.header::<GetMaxOffsetResponseHeader>().expect("max").offset, 3);
+
+    // The offset message id finds the message.
+    let (_, physical) = wire::message::decode_offset_msg_id(&ids[1]).expect("offset message id");
+    let view = c.call(
+        RemotingCommand::request(request::VIEW_MESSAGE_BY_ID)
+            .with_header(&ViewMessageRequestHeader { offset: physical }),
+    );
+    ok(&view);
+    assert_eq!(bodies(&view), ["m1"]);
+
+    let unknown = c.call(RemotingCommand::request(9999));
+    assert_eq!(unknown.code, response::REQUEST_CODE_NOT_SUPPORTED);
+    assert_eq!(unknown.remark_str(), " request type 9999 not supported");
+
+    let topics = c.call(RemotingCommand::request(request::GET_ALL_TOPIC_CONFIG));
+    let table = TopicConfigSerializeWrapper::decode(&topics.body).expect("topic table");
+    assert_eq!(table.topic_config_table["TopicA"].write_queue_nums, 4, "created from TBW102 with 4 queues");
+}
+
+#[test]
+fn a_suspended_pull_is_woken_by_a_send_and_answered_in_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(&write_config(dir.path(), ""));
+    let mut producer = Client::connect(broker.addr);
+    create_topic(&mut producer, "TopicLp", 1);
+    let mut consumer = Client::connect(broker.addr);
+    let started = Instant::now();
+    let opaque = consumer.send(pull("TopicLp", 0, 0, 20_000, "*").with_serialize_type(SerializeType::RocketMq));
+    std::thread::sleep(Duration::from_millis(300));
+    ok(&producer.call(send_message("TopicLp", 0, "wake", "t")));
+    let answer = consumer.next().expect("pull answer");
+    assert_eq!(answer.opaque, opaque);
+    ok(&answer);
+    assert_eq!(bodies(&answer), ["wake"]);
+    assert_eq!(answer.serialize_type, SerializeType::Json, "Java answers a woken pull in JSON");
+    assert!(started.elapsed() < Duration::from_secs(20), "woken by the send, not by the timeout");
+
+    // With nothing arriving, the pull answers PULL_NOT_FOUND when its suspension ends.
+    let quiet = consumer.call(pull("TopicLp", 0, 1, 200, "*"));
+    assert_eq!(quiet.code, response::PULL_NOT_FOUND);
+}
+
+fn heartbeat(client_id: &str) -> RemotingCommand {
+    let data = HeartbeatData {
+        client_id: client_id.into(),
+        consumer_data_set: vec![ConsumerData {
+            consume_from_where: wire::body::ConsumeFromWhere::CONSUME_FROM_LAST_OFFSET,
+            consume_type: wire::body::ConsumeType::CONSUME_PASSIVELY,
+            group_name: "GID_notify".into(),
+            message_model: wire::body::MessageModel::CLUSTERING,
+            subscription_data_set: vec![SubscriptionData {
+                class_filter_mode: false,
+                code_set: Default::default(),
+                expression_type: "TAG".into(),
+                filter_class_source: None,
+                sub_string: "*".into(),
+                sub_version: 1,
+                tags_set: Default::default(),
+                topic: "TopicN".into(),
+            }],
+            unit_mode: false,
+        }],
+        producer_data_set: vec![],
+    };
+    RemotingCommand::request(request::HEART_BEAT).with_body(data.encode())
+}
+
+fn consumer_list(client: &mut Client) -> Vec<String> {
+    let header = GetConsumerListByGroupRequestHeader { consumer_group: "GID_notify".into() };
+    let answer = client.call(RemotingCommand::request(request::GET_CONSUMER_LIST_BY_GROUP).with_header(&header));
+    ok(&answer);
+    let body: wire::body::GetConsumerListByGroupResponseBody = JsonBody::decode(&answer.body).expect("list");
+    let mut ids = body.consumer_id_list;
+    ids.sort();
+    ids
+}
+
+fn expect_notify(client: &mut Client) {
+    loop {
+        let frame = client.next().expect("a frame");
+        if !frame.is_response() {
+            assert_eq!(frame.code, request::NOTIFY_CONSUMER_IDS_CHANGED);
+            assert!(frame.is_oneway());
+            let h: NotifyConsumerIdsChangedRequestHeader = frame.header().expect("notify header");
+            assert_eq!(h.consumer_group.as_str(), "GID_notify");
+            return;
+        }
+    }
+}
+
+#[test]
+fn consumers_hear_when_their_group_changes_and_pull_with_the_stored_subscription() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(&write_config(dir.path(), ""));
+    let mut first = Client::connect(broker.addr);
+    create_topic(&mut first, "TopicN", 2);
+    ok(&first.call(heartbeat("10.0.0.1@a")));
+    expect_notify(&mut first); // its own arrival
+    let mut second = Client::connect(broker.addr);
+    ok(&second.call(heartbeat("10.0.0.2@b")));
+    expect_notify(&mut first);
+    assert_eq!(consumer_list(&mut second), ["10.0.0.1@a", "10.0.0.2@b"]);
+    // The retry topic of the group was created with it.
+    let topics = second.call(RemotingCommand::request(request::GET_ALL_TOPIC_CONFIG));
+    let table = TopicConfigSerializeWrapper::decode(&topics.body).expect("topic table");
+    assert!(table.topic_config_table.contains_key("%RETRY%GID_notify"));
+
+    // A pull without its own subscription uses the heartbeat's.
+    ok(&second.call(send_message("TopicN", 1, "n1", "t")));
+    let mut stored = pull("TopicN", 1, 0, 0, "*");
+    stored.ext_fields.insert("sysFlag", "0");
+    stored.ext_fields.insert("consumerGroup", "GID_notify");
+    assert_eq!(bodies(&second.call(stored)), ["n1"]);
+
+    drop(second);
+    expect_notify(&mut first);
+    assert_eq!(consumer_list(&mut first), ["10.0.0.1@a"]);
+}
+
+#[test]
+fn malformed_frames_close_only_their_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(&write_config(dir.path(), ""));
+    let mut bad = Client::connect(broker.addr);
+    bad.stream.write_all(&[0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0]).expect("write");
+    assert!(bad.next().is_none(), "a 2 GiB frame closes the connection");
+    let mut bad_json = Client::connect(broker.addr);
+    bad_json.stream.write_all(&[0, 0, 0, 9, 0, 0, 0, 5, b'{', b'x', b'x', b'x', b'}']).expect("write");
+    assert!(bad_json.next().is_none(), "an unreadable header closes the connection");
+    let mut good = Client::connect(broker.addr);
+    ok(&good.call(send_message("TopicOk", 0, "still serving", "t")));
+    assert!(broker.log().contains("malformed frame"));
+}
+
+#[test]
+fn a_clean_stop_keeps_messages_offsets_and_topics_and_a_second_broker_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "");
+    let broker = start(&config);
+    // Another broker on the same store folder is refused, naming the lock.
+    let second = Command::new(binary()).args(["-c", config.to_str().expect("path")]).output().expect("run");
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("lock"), "{}", String::from_utf8_lossy(&second.stderr));
+
+    let mut c = Client::connect(broker.addr);
+    create_topic(&mut c, "TopicKeep", 1);
+    for i in 0..5 {
+        ok(&c.call(send_message("TopicKeep", 0, &format!("k{i}"), "t")));
+    }
+    let update = UpdateConsumerOffsetRequestHeader {
+        consumer_group: "GK".into(),
+        topic: "TopicKeep".into(),
+        queue_id: 0,
+        commit_offset: 3,
+        broker_name: None,
+    };
+    ok(&c.call(RemotingCommand::request(request::UPDATE_CONSUMER_OFFSET).with_header(&update)));
+    drop(c);
+    let log_path = broker.stderr.clone();
+    let status = broker.terminate();
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(status.success(), "exit 0 on SIGTERM: {status}\n{log}");
+    assert!(log.contains("broker stopped cleanly"), "{log}");
+    assert!(log.contains("unregistered"), "{log}");
+    assert!(!dir.path().join("store").join("abort").exists(), "a clean stop removes the abort marker");
+
+    let broker = start(&config);
+    assert!(broker.log().contains("records_scanned=0"), "a clean stop needs no scan:\n{}", broker.log());
+    let mut c = Client::connect(broker.addr);
+    assert_eq!(bodies(&c.call(pull("TopicKeep", 0, 0, 0, "*"))), ["k0", "k1", "k2", "k3", "k4"]);
+    let header = QueryConsumerOffsetRequestHeader {
+        consumer_group: "GK".into(),
+        topic: "TopicKeep".into(),
+        queue_id: 0,
+        broker_name: None,
+    };
+    let offset = c.call(RemotingCommand::request(request::QUERY_CONSUMER_OFFSET).with_header(&header));
+    assert_eq!(offset.header::<QueryConsumerOffsetResponseHeader>().expect("offset").offset, 3);
+    ok(&c.call(send_message("TopicKeep", 0, "k5", "t")));
+    assert_eq!(bodies(&c.call(pull("TopicKeep", 0, 5, 0, "*"))), ["k5"]);
+}
+
+#[test]
+fn acknowledged_sends_survive_kill_9_under_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // (queue id, queue offset) → body, for every acknowledged send of every round.
+    let acked: Arc<Mutex<BTreeMap<(i32, i64), String>>> = Arc::default();
+    for round in 0..4u32 {
+        let flush = if round % 2 == 0 { "ASYNC_FLUSH" } else { "SYNC_FLUSH" };
+        let config = write_config(dir.path(), &format!("flushDiskType = \"{flush}\"\n"));
+        let mut broker = start(&config);
+        if round == 0 {
+            create_topic(&mut Client::connect(broker.addr), "TopicCrash", 4);
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let senders: Vec<_> = (0..4)
+            .map(|t| {
+                let (addr, acked, stop) = (broker.addr, acked.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut c = Client::connect(addr);
+                    let mut i = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let body = format!("r{round}-t{t}-{i}");
+                        let opaque = c.send(send_message("TopicCrash", t, &body, "t"));
+                        let Some(answer) = c.next() else { return };
+                        if answer.opaque == opaque && answer.code == response::SUCCESS {
+                            let h: SendMessageResponseHeader = answer.header().expect("header");
+                            let old = acked.lock().expect("lock").insert((h.queue_id, h.queue_offset), body);
+                            assert!(old.is_none(), "queue offset {}/{} acknowledged twice", h.queue_id, h.queue_offset);
+                        }
+                        i += 1;
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(400 + u64::from(round) * 97 % 300));
+        broker.child.kill().expect("kill -9");
+        let _ = broker.child.wait();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for s in senders {
+            s.join().expect("sender");
+        }
+        let broker = start(&config);
+        assert!(broker.log().contains("previous run did not stop cleanly"), "{}", broker.log());
+        let mut c = Client::connect(broker.addr);
+        let acked = acked.lock().expect("lock").clone();
+        assert!(!acked.is_empty());
+        for q in 0..4 {
+            let mut offset = 0;
+            let want: Vec<(i64, String)> = acked.range((q, 0)..(q + 1, 0)).map(|((_, o), b)| (*o, b.clone())).collect();
+            let Some(last) = want.last().map(|(o, _)| *o) else { continue };
+            let mut got = BTreeMap::new();
+            while offset <= last {
+                let answer = c.call(pull("TopicCrash", q, offset, 0, "*"));
+                assert_eq!(
+                    answer.code,
+                    response::SUCCESS,
+                    "round {round} queue {q} offset {offset}: {}",
+                    answer.remark_str()
+                );
+                let h: PullMessageResponseHeader = answer.header().expect("pull header");
+                for (i, body) in bodies(&answer).into_iter().enumerate() {
+                    got.insert(offset + i as i64, body);
+                }
+                offset = h.next_begin_offset;
+            }
+            for (o, body) in want {
+                assert_eq!(got.get(&o), Some(&body), "round {round}: acknowledged {q}/{o} lost");
+            }
+        }
+        broker.terminate();
+    }
+}
+
+#[test]
+fn command_line_help_print_and_bad_configs() {
+    let help = Command::new(binary()).arg("--help").output().expect("run");
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--standalone"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "brokerName = \"b-print\"\n");
+    let printed = Command::new(binary())
+        .args(["-c", config.to_str().expect("path"), "-p", "-n", "10.1.1.1:9876"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&printed.stdout);
+    assert!(printed.status.success());
+    assert!(text.contains("brokerName = \"b-print\"") && text.contains("namesrvAddr = \"10.1.1.1:9876\""), "{text}");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "flushDiskType = \"NEVER\"\n").expect("write");
+    let out = Command::new(binary()).args(["-c", bad.to_str().expect("path")]).output().expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("flushDiskType"));
+    let missing = Command::new(binary()).args(["-c", "/nonexistent/broker.toml"]).output().expect("run");
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/broker.toml"));
+}
