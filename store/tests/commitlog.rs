@@ -262,6 +262,7 @@ fn every_acknowledged_record_survives_kill_9() {
             .spawn()
             .expect("spawn child");
         let stdout = child.stdout.take().expect("stdout");
+        let (first_ack, appending) = std::sync::mpsc::channel::<()>();
         let reader = std::thread::spawn(move || {
             let mut lines = Vec::new();
             for line in BufReader::new(stdout).lines() {
@@ -270,12 +271,15 @@ fn every_acknowledged_record_survives_kill_9() {
                 if let ["ACK", seq, offset, size] = parts[..] {
                     if let (Ok(seq), Ok(offset), Ok(size)) = (seq.parse(), offset.parse(), size.parse()) {
                         lines.push((seq, offset, size));
+                        let _ = first_ack.send(());
                     }
                 }
             }
             lines
         });
-        // Kill at a different moment each round, while appends are in full flow.
+        // Once appends flow (recovery may take a while on a loaded machine), kill at a different
+        // moment each round.
+        let _ = appending.recv_timeout(Duration::from_secs(60));
         std::thread::sleep(Duration::from_millis(150 + round * 37 % 200));
         child.kill().expect("kill -9");
         let _ = child.wait();

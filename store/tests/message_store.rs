@@ -332,6 +332,7 @@ fn acknowledged_messages_survive_kill_9_and_their_queues_are_rebuilt() {
             .spawn()
             .expect("spawn child");
         let stdout = child.stdout.take().expect("stdout");
+        let (first_ack, appending) = std::sync::mpsc::channel::<()>();
         let reader = std::thread::spawn(move || {
             let mut lines = Vec::new();
             for line in BufReader::new(stdout).lines() {
@@ -340,12 +341,15 @@ fn acknowledged_messages_survive_kill_9_and_their_queues_are_rebuilt() {
                 if let ["ACK", seq, queue_id, offset] = parts[..] {
                     if let (Ok(seq), Ok(queue_id), Ok(offset)) = (seq.parse(), queue_id.parse(), offset.parse()) {
                         lines.push((seq, queue_id, offset));
+                        let _ = first_ack.send(());
                     }
                 }
             }
             lines
         });
-        // Past several checkpoints (every 50 ms), at a different moment each round.
+        // Once appends flow (recovery may take a while on a loaded machine), kill at a different
+        // moment each round.
+        let _ = appending.recv_timeout(Duration::from_secs(60));
         std::thread::sleep(Duration::from_millis(250 + round * 61 % 200));
         child.kill().expect("kill -9");
         let _ = child.wait();
