@@ -3,6 +3,7 @@
 //! tasks on it, long polls wait on the queue they read, and the name servers learn of the
 //! broker and its topics by registration.
 
+mod admin;
 pub mod clients;
 pub mod config;
 mod error;

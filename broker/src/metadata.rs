@@ -135,6 +135,17 @@ impl Metadata {
     }
 }
 
+impl Metadata {
+    /// Topics `group` has committed offsets for (Java's `whichTopicByConsumer`).
+    pub fn topics_consumed_by(&self, group: &str) -> Vec<String> {
+        self.offsets
+            .offset_table
+            .keys()
+            .filter_map(|key| key.rsplit_once('@').filter(|(_, g)| *g == group).map(|(t, _)| t.to_owned()))
+            .collect()
+    }
+}
+
 fn offset_key(topic: &str, group: &str) -> String {
     format!("{topic}@{group}")
 }

@@ -24,7 +24,7 @@ use crate::metadata::MetaFile;
 use crate::server::{now_ms, Broker, Conn};
 
 /// A ready answer either way: `Err` carries an error response.
-type Answer = Result<RemotingCommand, RemotingCommand>;
+pub(crate) type Answer = Result<RemotingCommand, RemotingCommand>;
 
 const FAQ: &str = "\nSee http://rocketmq.apache.org/docs/faq/ for further details.";
 
@@ -50,20 +50,25 @@ pub async fn process(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand) -> O
         req::DELETE_SUBSCRIPTIONGROUP => delete_group(b, &cmd).await,
         req::GET_ALL_CONSUMER_OFFSET => Ok(ok(&cmd).with_body(b.meta.borrow().offsets.encode_fastjson())),
         req::GET_BROKER_CONFIG => broker_config(b, &cmd),
+        req::GET_BROKER_RUNTIME_INFO => crate::admin::runtime_info(b, &cmd),
+        req::GET_TOPIC_STATS_INFO => crate::admin::topic_stats(b, &cmd).await,
+        req::GET_CONSUME_STATS => crate::admin::consume_stats(b, &cmd).await,
+        req::GET_CONSUMER_CONNECTION_LIST => crate::admin::consumer_connections(b, &cmd),
+        req::GET_PRODUCER_CONNECTION_LIST => crate::admin::producer_connections(b, &cmd),
         code => Err(error(&cmd, resp::REQUEST_CODE_NOT_SUPPORTED, format!(" request type {code} not supported"))),
     };
     Some(answer.unwrap_or_else(|e| e))
 }
 
-fn ok(cmd: &RemotingCommand) -> RemotingCommand {
+pub(crate) fn ok(cmd: &RemotingCommand) -> RemotingCommand {
     RemotingCommand::response_to(cmd, resp::SUCCESS)
 }
 
-fn error(cmd: &RemotingCommand, code: i32, remark: impl Into<wire::ByteStr>) -> RemotingCommand {
+pub(crate) fn error(cmd: &RemotingCommand, code: i32, remark: impl Into<wire::ByteStr>) -> RemotingCommand {
     RemotingCommand::response_to(cmd, code).with_remark(remark)
 }
 
-fn header<H: CommandHeader>(cmd: &RemotingCommand) -> Result<H, RemotingCommand> {
+pub(crate) fn header<H: CommandHeader>(cmd: &RemotingCommand) -> Result<H, RemotingCommand> {
     cmd.header::<H>().map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))
 }
 
@@ -223,6 +228,7 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
     let durable = last.ok_or_else(|| error(cmd, resp::MESSAGE_ILLEGAL, "empty batch"))?;
     let outcome = durable.wait().await;
     b.notify_arrival(name, queue_id);
+    b.puts.set(b.puts.get() + ids.len() as u64);
     let code = match outcome {
         Ok(_) => resp::SUCCESS,
         Err(store::StoreError::FlushTimeout(_)) => resp::FLUSH_DISK_TIMEOUT,
@@ -402,6 +408,7 @@ async fn pull_once(
     };
     let mut answer = RemotingCommand::response_to(cmd, code).with_header(&header).with_remark(result.status.name());
     if !result.messages.is_empty() {
+        b.gets.set(b.gets.get() + result.messages.len() as u64);
         let mut body = BytesMut::with_capacity(result.buffer_total_size);
         for record in &result.messages {
             body.extend_from_slice(record);

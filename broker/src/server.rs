@@ -67,6 +67,9 @@ pub struct Broker {
     /// The address in message ids and registrations (`brokerIP1:listenPort`).
     pub store_host: SocketAddr,
     pub in_flight: Cell<usize>,
+    /// Messages stored and served since start (runtime info).
+    pub puts: Cell<u64>,
+    pub gets: Cell<u64>,
     pub offsets_dirty: Cell<bool>,
     pub registrar: Registrar,
     meta_writer: Semaphore,
@@ -267,6 +270,8 @@ async fn run(
         holds: RefCell::new(HashMap::new()),
         store_host,
         in_flight: Cell::new(0),
+        puts: Cell::new(0),
+        gets: Cell::new(0),
         offsets_dirty: Cell::new(false),
         registrar,
         meta_writer: Semaphore::new(1),

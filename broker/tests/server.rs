@@ -382,3 +382,58 @@ fn command_line_help_print_and_bad_configs() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/broker.toml"));
 }
+
+#[test]
+fn admin_requests_report_topic_stats_consume_progress_and_runtime_info() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(&write_config(dir.path(), ""));
+    let mut c = Client::connect(broker.addr);
+    create_topic(&mut c, "TopicS", 2);
+    for i in 0..3 {
+        ok(&c.call(send_message("TopicS", 0, &format!("s{i}"), "t")));
+    }
+    let update = UpdateConsumerOffsetRequestHeader {
+        consumer_group: "GS".into(),
+        topic: "TopicS".into(),
+        queue_id: 0,
+        commit_offset: 1,
+        broker_name: None,
+    };
+    ok(&c.call(RemotingCommand::request(request::UPDATE_CONSUMER_OFFSET).with_header(&update)));
+
+    let stats = c.call(
+        RemotingCommand::request(request::GET_TOPIC_STATS_INFO)
+            .with_header(&GetTopicStatsInfoRequestHeader { topic: "TopicS".into() }),
+    );
+    ok(&stats);
+    let table = wire::body::TopicStatsTable::decode(&stats.body).expect("topic stats");
+    let by_queue: BTreeMap<i32, (i64, i64)> =
+        table.offset_table.iter().map(|(q, o)| (q.queue_id, (o.min_offset, o.max_offset))).collect();
+    assert_eq!(by_queue, BTreeMap::from([(0, (0, 3)), (1, (0, 0))]));
+    assert!(table.offset_table.values().any(|o| o.last_update_timestamp > 0));
+
+    let progress = c.call(
+        RemotingCommand::request(request::GET_CONSUME_STATS)
+            .with_header(&GetConsumeStatsRequestHeader { consumer_group: "GS".into(), topic: None }),
+    );
+    ok(&progress);
+    let consume = wire::body::ConsumeStats::decode(&progress.body).expect("consume stats");
+    assert_eq!(consume.lag(), 2, "3 stored, 1 consumed on queue 0");
+
+    let runtime = c.call(RemotingCommand::request(request::GET_BROKER_RUNTIME_INFO));
+    ok(&runtime);
+    let info = wire::body::KvTable::decode(&runtime.body).expect("runtime info");
+    assert_eq!(info.table["msgPutTotalTodayNow"], "3");
+    assert_eq!(info.table["brokerVersionDesc"], "V4_9_8");
+
+    let offline = c.call(
+        RemotingCommand::request(request::GET_CONSUMER_CONNECTION_LIST)
+            .with_header(&GetConsumerConnectionListRequestHeader { consumer_group: "GS".into() }),
+    );
+    assert_eq!(offline.code, response::CONSUMER_NOT_ONLINE);
+    let no_producer = c.call(
+        RemotingCommand::request(request::GET_PRODUCER_CONNECTION_LIST)
+            .with_header(&GetProducerConnectionListRequestHeader { producer_group: "PX".into() }),
+    );
+    assert_eq!(no_producer.code, response::SYSTEM_ERROR);
+}

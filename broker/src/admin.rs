@@ -1,0 +1,141 @@
+//! Admin requests that report state: runtime info, topic stats, a group's consume progress,
+//! and the connections of producer and consumer groups (what `mqadmin` and the Apogee CLI show).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+use wire::body::{
+    Connection, ConsumeStats, ConsumerConnection, JsonBody, KvTable, MessageQueue, OffsetWrapper, ProducerConnection,
+    TopicOffset, TopicStatsTable,
+};
+use wire::code::response as resp;
+use wire::header::*;
+use wire::RemotingCommand;
+
+use crate::clients::ClientChannel;
+use crate::processor::{error, header, ok, Answer};
+use crate::server::{now_ms, Broker};
+
+fn queue(b: &Broker, topic: &str, queue_id: i32) -> MessageQueue {
+    MessageQueue { broker_name: b.config.broker_name.clone(), queue_id, topic: topic.to_owned() }
+}
+
+/// Store time of the message before queue offset `offset` (the newest one below it), or 0.
+async fn time_before(b: &Broker, topic: &str, queue_id: i32, offset: i64) -> i64 {
+    if offset <= 0 {
+        return 0;
+    }
+    b.store.message_store_timestamp(topic, queue_id, offset - 1).await.ok().flatten().unwrap_or(0)
+}
+
+pub async fn topic_stats(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: GetTopicStatsInfoRequestHeader = header(cmd)?;
+    let name = h.topic.as_str();
+    let Some(config) = b.meta.borrow().topic(name).cloned() else {
+        return Err(error(cmd, resp::TOPIC_NOT_EXIST, format!("topic[{name}] not exist")));
+    };
+    let mut table = TopicStatsTable::default();
+    for queue_id in 0..config.write_queue_nums {
+        let max_offset = b.store.max_offset_in_queue(name, queue_id);
+        let offset = TopicOffset {
+            min_offset: b.store.min_offset_in_queue(name, queue_id),
+            max_offset,
+            last_update_timestamp: time_before(b, name, queue_id, max_offset).await,
+        };
+        table.offset_table.insert(queue(b, name, queue_id), offset);
+    }
+    Ok(ok(cmd).with_body(table.encode_fastjson()))
+}
+
+pub async fn consume_stats(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: GetConsumeStatsRequestHeader = header(cmd)?;
+    let group = h.consumer_group.as_str();
+    let topics: Vec<String> = match h.topic.as_ref().map(|t| t.as_str()).filter(|t| !t.is_empty()) {
+        Some(topic) => vec![topic.to_owned()],
+        None => b.meta.borrow().topics_consumed_by(group),
+    };
+    let mut stats = ConsumeStats::default();
+    for name in topics {
+        let Some(config) = b.meta.borrow().topic(&name).cloned() else { continue };
+        for queue_id in 0..config.write_queue_nums {
+            let broker_offset = b.store.max_offset_in_queue(&name, queue_id);
+            let consumer_offset = b.meta.borrow().query_offset(group, &name, queue_id).max(0);
+            let wrapper = OffsetWrapper {
+                broker_offset,
+                consumer_offset,
+                last_timestamp: time_before(b, &name, queue_id, consumer_offset).await,
+            };
+            stats.offset_table.insert(queue(b, &name, queue_id), wrapper);
+        }
+    }
+    Ok(ok(cmd).with_body(stats.encode_fastjson()))
+}
+
+fn connections<'a>(channels: impl Iterator<Item = &'a ClientChannel>) -> BTreeSet<Connection> {
+    channels
+        .map(|c| Connection {
+            client_addr: c.addr.to_string(),
+            client_id: c.client_id.clone(),
+            language: c.language.clone(),
+            version: c.version,
+        })
+        .collect()
+}
+
+pub fn consumer_connections(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: GetConsumerConnectionListRequestHeader = header(cmd)?;
+    let clients = b.clients.borrow();
+    let Some(info) = clients.consumers.get(h.consumer_group.as_str()) else {
+        return Err(error(
+            cmd,
+            resp::CONSUMER_NOT_ONLINE,
+            format!("the consumer group[{}] not online", h.consumer_group.as_str()),
+        ));
+    };
+    let body = ConsumerConnection {
+        connection_set: connections(info.channels.values()),
+        consume_from_where: Some(info.consume_from_where),
+        consume_type: Some(info.consume_type),
+        message_model: Some(info.message_model),
+        subscription_table: info.subscriptions.iter().map(|(t, s)| (t.clone(), s.clone())).collect(),
+    };
+    Ok(ok(cmd).with_body(body.encode()))
+}
+
+pub fn producer_connections(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: GetProducerConnectionListRequestHeader = header(cmd)?;
+    let clients = b.clients.borrow();
+    let Some(channels) = clients.producers.get(h.producer_group.as_str()) else {
+        return Err(error(
+            cmd,
+            resp::SYSTEM_ERROR,
+            format!("the producer group[{}] not exist", h.producer_group.as_str()),
+        ));
+    };
+    Ok(ok(cmd).with_body(ProducerConnection { connection_set: connections(channels.values()) }.encode()))
+}
+
+pub fn runtime_info(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let log = b.store.commitlog();
+    let mut table = BTreeMap::new();
+    let mut put = |k: &str, v: String| {
+        table.insert(k.to_owned(), v);
+    };
+    put("brokerVersionDesc", "V4_9_8".into());
+    put("brokerVersion", wire::VERSION_4_9_8.to_string());
+    put("msgPutTotalTodayNow", b.puts.get().to_string());
+    put("msgGetTotalTodayNow", b.gets.get().to_string());
+    put("bootTimestamp", (now_ms() - b.started.elapsed().as_millis() as i64).to_string());
+    put("runtime", format!("[ {} seconds ]", b.started.elapsed().as_secs()));
+    put("commitLogMinOffset", log.global_offset(log.min_offset()).to_string());
+    put("commitLogMaxOffset", log.global_offset(log.end()).to_string());
+    put("remainHowManyDataToFlush", format!("{} B", log.end().saturating_sub(log.synced_end())));
+    put("dispatchBehindBytes", "0".into());
+    put("pageCacheLockTimeMills", "0".into());
+    put("inFlightRequests", b.in_flight.get().to_string());
+    put("flushDiskType", b.config.flush_disk_type.clone());
+    if let Some(reason) = log.failure() {
+        put("storeReadOnly", reason);
+    }
+    Ok(ok(cmd).with_body(KvTable { table }.encode()))
+}
