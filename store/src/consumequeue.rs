@@ -190,7 +190,18 @@ impl ConsumeQueue {
             .read_at(pos, count * CQ_UNIT_BYTES)
             .await
             .map_err(|e| StoreError::io("read", self.file_path(first), e))?;
-        Ok(raw.chunks_exact(CQ_UNIT_BYTES).map(CqUnit::get).collect())
+        let mut units: Vec<CqUnit> = raw.chunks_exact(CQ_UNIT_BYTES).map(CqUnit::get).collect();
+        // Units past the written end continue from memory, so how far a flush got does not
+        // change what one call returns (within the same file).
+        let next = offset + units.len() as i64;
+        let room = max.saturating_sub(units.len());
+        let st = self.state.borrow();
+        if room > 0 && next == st.written && next < first + self.units_per_file {
+            let room = room.min((first + self.units_per_file - next) as usize);
+            let to = st.pending.len().min(room * CQ_UNIT_BYTES);
+            units.extend(st.pending[..to].chunks_exact(CQ_UNIT_BYTES).map(CqUnit::get));
+        }
+        Ok(units)
     }
 
     /// The unit at `offset`, if there is one.

@@ -1,10 +1,11 @@
 //! CommitLog on real files: round trips across segments, reads from cache and disk, recovery of
 //! torn and corrupt tails, SYNC_FLUSH group commit, and kill -9 of an appending process.
 
+mod crash;
+
 use std::cell::RefCell;
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -247,43 +248,17 @@ fn crash_child() {
 #[test]
 fn every_acknowledged_record_survives_kill_9() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let exe = std::env::current_exe().expect("test binary");
     let mut acked: Vec<(u64, i64, usize)> = Vec::new();
     let mut next_seq = 0u64;
     for round in 0..8u64 {
         let flush = if round % 2 == 0 { "ASYNC_FLUSH" } else { "SYNC_FLUSH" };
-        let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, dir.path())
-            .env("STORE_CRASH_FLUSH", flush)
-            .env("STORE_CRASH_SEQ", next_seq.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn child");
-        let stdout = child.stdout.take().expect("stdout");
-        let (first_ack, appending) = std::sync::mpsc::channel::<()>();
-        let reader = std::thread::spawn(move || {
-            let mut lines = Vec::new();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let parts: Vec<&str> = line.split_whitespace().collect();
-                if let ["ACK", seq, offset, size] = parts[..] {
-                    if let (Ok(seq), Ok(offset), Ok(size)) = (seq.parse(), offset.parse(), size.parse()) {
-                        lines.push((seq, offset, size));
-                        let _ = first_ack.send(());
-                    }
-                }
-            }
-            lines
-        });
-        // Once appends flow (recovery may take a while on a loaded machine), kill at a different
-        // moment each round.
-        let _ = appending.recv_timeout(Duration::from_secs(60));
-        std::thread::sleep(Duration::from_millis(150 + round * 37 % 200));
-        child.kill().expect("kill -9");
-        let _ = child.wait();
-        let round_acked = reader.join().expect("reader");
+        let envs = [("STORE_CRASH_FLUSH", flush.to_owned()), ("STORE_CRASH_SEQ", next_seq.to_string())];
+        let after = Duration::from_millis(150 + round * 37 % 200);
+        let round_acked: Vec<(u64, i64, usize)> =
+            crash::run_and_kill("crash_child", CHILD_ENV, dir.path(), &envs, after)
+                .iter()
+                .map(|a| (crash::field(a, 0), crash::field(a, 1), crash::field(a, 2)))
+                .collect();
         assert!(!round_acked.is_empty(), "round {round} ({flush}): the child acknowledged something");
         next_seq = round_acked.iter().map(|a| a.0).max().unwrap_or(0) + 1_000_000;
         acked.extend(round_acked);

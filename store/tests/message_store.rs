@@ -3,11 +3,12 @@
 //! restarts (kill -9 with ConsumeQueues rebuilt from the checkpoint), a lost or torn checkpoint,
 //! and the root lock.
 
+mod crash;
+
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -316,44 +317,18 @@ fn message_store_crash_child() {
 #[test]
 fn acknowledged_messages_survive_kill_9_and_their_queues_are_rebuilt() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let exe = std::env::current_exe().expect("test binary");
     // queue id → queue offset → seq, for every acknowledged put of every round.
     let mut acked: BTreeMap<(i32, i64), u64> = BTreeMap::new();
     let mut next_seq = 0u64;
     for round in 0..6u64 {
         let flush = if round % 2 == 0 { "ASYNC_FLUSH" } else { "SYNC_FLUSH" };
-        let mut child = Command::new(&exe)
-            .args(["--exact", "message_store_crash_child", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, dir.path())
-            .env("STORE_CRASH_FLUSH", flush)
-            .env("STORE_CRASH_SEQ", next_seq.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn child");
-        let stdout = child.stdout.take().expect("stdout");
-        let (first_ack, appending) = std::sync::mpsc::channel::<()>();
-        let reader = std::thread::spawn(move || {
-            let mut lines = Vec::new();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let parts: Vec<&str> = line.split_whitespace().collect();
-                if let ["ACK", seq, queue_id, offset] = parts[..] {
-                    if let (Ok(seq), Ok(queue_id), Ok(offset)) = (seq.parse(), queue_id.parse(), offset.parse()) {
-                        lines.push((seq, queue_id, offset));
-                        let _ = first_ack.send(());
-                    }
-                }
-            }
-            lines
-        });
-        // Once appends flow (recovery may take a while on a loaded machine), kill at a different
-        // moment each round.
-        let _ = appending.recv_timeout(Duration::from_secs(60));
-        std::thread::sleep(Duration::from_millis(250 + round * 61 % 200));
-        child.kill().expect("kill -9");
-        let _ = child.wait();
-        let round_acked: Vec<(u64, i32, i64)> = reader.join().expect("reader");
+        let envs = [("STORE_CRASH_FLUSH", flush.to_owned()), ("STORE_CRASH_SEQ", next_seq.to_string())];
+        let after = Duration::from_millis(250 + round * 61 % 200);
+        let round_acked: Vec<(u64, i32, i64)> =
+            crash::run_and_kill("message_store_crash_child", CHILD_ENV, dir.path(), &envs, after)
+                .iter()
+                .map(|a| (crash::field(a, 0), crash::field(a, 1), crash::field(a, 2)))
+                .collect();
         assert!(!round_acked.is_empty(), "round {round} ({flush}): the child acknowledged something");
         next_seq = round_acked.iter().map(|a| a.0).max().unwrap_or(0) + 1_000_000;
         for (seq, queue_id, offset) in round_acked {

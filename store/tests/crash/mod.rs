@@ -1,0 +1,50 @@
+//! The kill -9 harness shared by the store's crash tests: re-runs this test binary as a child
+//! that appends and prints one `ACK …` line per acknowledged record, kills it while appends
+//! flow, and returns what it acknowledged.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Runs the test named `child_test` as a child process with `dir_env` = `dir` and `envs`;
+/// kills it `after` the first acknowledgement; returns the fields of every `ACK` line.
+pub fn run_and_kill(
+    child_test: &str,
+    dir_env: &str,
+    dir: &Path,
+    envs: &[(&str, String)],
+    after: Duration,
+) -> Vec<Vec<String>> {
+    let exe = std::env::current_exe().expect("test binary");
+    let mut cmd = Command::new(exe);
+    cmd.args(["--exact", child_test, "--nocapture", "--test-threads=1"]).env(dir_env, dir);
+    for (key, value) in envs {
+        cmd.env(key, value);
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn child");
+    let stdout = child.stdout.take().expect("stdout");
+    let (first_ack, appending) = std::sync::mpsc::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        let mut acks = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let mut parts = line.split_whitespace();
+            if parts.next() == Some("ACK") {
+                acks.push(parts.map(str::to_owned).collect());
+                let _ = first_ack.send(());
+            }
+        }
+        acks
+    });
+    // Once appends flow (recovery may take a while on a loaded machine), wait the given time.
+    let _ = appending.recv_timeout(Duration::from_secs(60));
+    std::thread::sleep(after);
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    reader.join().expect("reader")
+}
+
+/// Parses field `i` of an `ACK` line.
+pub fn field<T: std::str::FromStr>(ack: &[String], i: usize) -> T {
+    ack.get(i).and_then(|f| f.parse().ok()).unwrap_or_else(|| panic!("bad ACK line {ack:?}"))
+}
