@@ -324,6 +324,7 @@ async fn pull(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
         }
         let (tx, rx) = local_channel::new_bounded(1);
         b.holds.borrow_mut().entry((name.to_owned(), queue_id)).or_default().push(tx);
+        b.suspended.set(b.suspended.get() + 1);
         woken = futures_lite::future::or(
             async {
                 let _ = rx.recv().await;
@@ -336,6 +337,7 @@ async fn pull(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
         )
         .await
             || woken;
+        b.suspended.set(b.suspended.get() - 1);
         if !woken && Instant::now() >= deadline {
             return pull_once(b, cmd, &h, subscription.as_ref()).await;
         }

@@ -67,6 +67,8 @@ pub struct Broker {
     /// The address in message ids and registrations (`brokerIP1:listenPort`).
     pub store_host: SocketAddr,
     pub in_flight: Cell<usize>,
+    /// Of those, pulls suspended in a long poll: they wait, but cost no work.
+    pub suspended: Cell<usize>,
     /// Messages stored and served since start (runtime info).
     pub puts: Cell<u64>,
     pub gets: Cell<u64>,
@@ -80,6 +82,9 @@ pub struct Broker {
 impl Broker {
     /// Wakes the pulls suspended on `(topic, queue_id)`.
     pub fn notify_arrival(&self, topic: &str, queue_id: i32) {
+        if self.holds.borrow().is_empty() {
+            return; // the common case under load: no key to build
+        }
         let waiting = self.holds.borrow_mut().remove(&(topic.to_owned(), queue_id));
         for tx in waiting.into_iter().flatten() {
             let _ = tx.try_send(());
@@ -270,6 +275,7 @@ async fn run(
         holds: RefCell::new(HashMap::new()),
         store_host,
         in_flight: Cell::new(0),
+        suspended: Cell::new(0),
         puts: Cell::new(0),
         gets: Cell::new(0),
         offsets_dirty: Cell::new(false),
@@ -415,11 +421,11 @@ fn dispatch(broker: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand) {
     if cmd.is_response() {
         return; // answers to the broker's own oneway requests: none expected
     }
-    if broker.in_flight.get() >= broker.config.max_pending_requests {
+    let working = broker.in_flight.get() - broker.suspended.get();
+    if working >= broker.config.max_pending_requests {
         if !cmd.is_oneway() {
             let busy = RemotingCommand::response_to(&cmd, response::SYSTEM_BUSY).with_remark(format!(
-                "[PCBUSY_CLEAN_QUEUE]broker busy, start flow control for a while, {} requests in flight",
-                broker.in_flight.get()
+                "[PCBUSY_CLEAN_QUEUE]broker busy, start flow control for a while, {working} requests in flight"
             ));
             conn.send(&busy);
         }

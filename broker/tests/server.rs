@@ -437,3 +437,36 @@ fn admin_requests_report_topic_stats_consume_progress_and_runtime_info() {
     );
     assert_eq!(no_producer.code, response::SYSTEM_ERROR);
 }
+
+#[test]
+fn a_full_broker_answers_system_busy_and_suspended_pulls_do_not_fill_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(&write_config(dir.path(), "maxPendingRequests = 1\n"));
+    let mut c = Client::connect(broker.addr);
+    create_topic(&mut c, "TopicBusy", 1);
+    // A long poll waits without taking the one slot.
+    let mut poller = Client::connect(broker.addr);
+    poller.send(pull("TopicBusy", 0, 0, 20_000, "*"));
+    std::thread::sleep(Duration::from_millis(200));
+    ok(&c.call(send_message("TopicBusy", 0, "first", "t")));
+    assert_eq!(bodies(&poller.next().expect("woken pull")), ["first"]);
+
+    // Twenty sends in one write: the first takes the slot, the rest find the broker full.
+    let mut frames = Vec::new();
+    for i in 0..20 {
+        let mut cmd = send_message("TopicBusy", 0, &format!("b{i}"), "t");
+        cmd.opaque = 1000 + i;
+        frames.extend_from_slice(&wire::encode_to_bytes(&cmd));
+    }
+    c.stream.write_all(&frames).expect("write");
+    let mut codes = BTreeMap::new();
+    for _ in 0..20 {
+        let answer = c.next().expect("every request is answered");
+        if answer.code == response::SYSTEM_BUSY {
+            assert!(answer.remark_str().contains("broker busy"), "{}", answer.remark_str());
+        }
+        *codes.entry(answer.code).or_insert(0) += 1;
+    }
+    assert!(codes.get(&response::SUCCESS).is_some_and(|n| *n >= 1), "{codes:?}");
+    assert!(codes.get(&response::SYSTEM_BUSY).is_some_and(|n| *n >= 1), "{codes:?}");
+}
