@@ -82,7 +82,7 @@ async fn fill(dir: &std::path::Path, bytes: u64) -> u64 {
         let put = store.put_message(msg).expect("put");
         records += 1;
         // Keep a bounded number of appends ahead of the disk.
-        if records % 4096 == 0 {
+        if records.is_multiple_of(4096) {
             put.durable.wait().await.expect("durable");
         } else {
             last = Some(put.durable);
