@@ -470,3 +470,54 @@ fn a_full_broker_answers_system_busy_and_suspended_pulls_do_not_fill_it() {
     assert!(codes.get(&response::SUCCESS).is_some_and(|n| *n >= 1), "{codes:?}");
     assert!(codes.get(&response::SYSTEM_BUSY).is_some_and(|n| *n >= 1), "{codes:?}");
 }
+
+#[test]
+fn a_silent_consumer_is_dropped_after_channel_expired_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(&write_config(dir.path(), "channelExpiredTimeout = 500\n"));
+    let mut quiet = Client::connect(broker.addr);
+    create_topic(&mut quiet, "TopicN", 1);
+    ok(&quiet.call(heartbeat("10.0.0.9@quiet")));
+    assert_eq!(consumer_list(&mut quiet), ["10.0.0.9@quiet"]);
+    let mut other = Client::connect(broker.addr);
+    let header = GetConsumerListByGroupRequestHeader { consumer_group: "GID_notify".into() };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = other.call(RemotingCommand::request(request::GET_CONSUMER_LIST_BY_GROUP).with_header(&header));
+        if answer.code == response::SYSTEM_ERROR {
+            assert_eq!(answer.remark_str(), "no consumer for this group, GID_notify");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the silent consumer was never dropped");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(broker.log().contains("consumer dropped: no heartbeat"), "{}", broker.log());
+}
+
+/// A port P with P − 2 also free (for the VIP channel), found by binding both.
+fn free_port_pair() -> u16 {
+    for _ in 0..200 {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = probe.local_addr().expect("addr").port();
+        if port > 1026 && std::net::TcpListener::bind(("127.0.0.1", port - 2)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port pair");
+}
+
+#[test]
+fn the_vip_channel_at_listen_port_minus_two_serves_the_same_broker() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port_pair();
+    let config = write_config(dir.path(), "");
+    let text =
+        std::fs::read_to_string(&config).expect("config").replace("listenPort = 0", &format!("listenPort = {port}"));
+    std::fs::write(&config, text).expect("config");
+    let broker = start(&config);
+    assert_eq!(broker.addr.port(), port);
+    let mut vip = Client::connect(std::net::SocketAddr::from(([127, 0, 0, 1], port - 2)));
+    ok(&vip.call(send_message("TopicVip", 0, "via vip", "t")));
+    let mut main = Client::connect(broker.addr);
+    assert_eq!(bodies(&main.call(pull("TopicVip", 0, 0, 0, "*"))), ["via vip"]);
+}
