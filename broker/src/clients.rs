@@ -134,10 +134,6 @@ impl Clients {
     pub fn subscription(&self, group: &str, topic: &str) -> Option<&SubscriptionData> {
         self.consumers.get(group).and_then(|g| g.subscriptions.get(topic))
     }
-
-    pub fn has_group(&self, group: &str) -> bool {
-        self.consumers.contains_key(group)
-    }
 }
 
 /// Builds a TAG subscription from an expression: `*` (or empty) for every tag, else tags

@@ -2,7 +2,6 @@
 //! memory and persisted as JSON under `<storePathRootDir>/config/` in Java's shapes
 //! (`TopicConfigSerializeWrapper`, `SubscriptionGroupWrapper`, `ConsumerOffsetSerializeWrapper`).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use wire::body::perm;
@@ -127,11 +126,6 @@ impl Metadata {
 
     pub fn data_version(&self) -> DataVersion {
         self.topics.data_version
-    }
-
-    /// Offsets per queue of one `topic@group`.
-    pub fn offsets_of(&self, topic: &str, group: &str) -> BTreeMap<i32, i64> {
-        self.offsets.offset_table.get(&offset_key(topic, group)).cloned().unwrap_or_default()
     }
 }
 

@@ -106,6 +106,20 @@ fn check_topic_name(cmd: &RemotingCommand, name: &str) -> Result<(), RemotingCom
     Ok(())
 }
 
+/// What a send or pull needs of a topic's config, copied out without its strings.
+#[derive(Clone, Copy)]
+struct TopicAccess {
+    perm: i32,
+    write_queue_nums: i32,
+    read_queue_nums: i32,
+}
+
+impl From<&TopicConfig> for TopicAccess {
+    fn from(t: &TopicConfig) -> Self {
+        TopicAccess { perm: t.perm, write_queue_nums: t.write_queue_nums, read_queue_nums: t.read_queue_nums }
+    }
+}
+
 /// The topic's config; creates it from `default_topic` (TBW102) when auto-creation is on and
 /// that topic may be inherited, or as a one-queue retry topic.
 async fn topic_for_send(
@@ -114,9 +128,9 @@ async fn topic_for_send(
     name: &str,
     default_topic: &str,
     queue_nums: i32,
-) -> Result<TopicConfig, RemotingCommand> {
+) -> Result<TopicAccess, RemotingCommand> {
     if let Some(config) = b.meta.borrow().topic(name) {
-        return Ok(config.clone());
+        return Ok(config.into());
     }
     let created = {
         let meta = b.meta.borrow();
@@ -135,10 +149,11 @@ async fn topic_for_send(
     let Some(config) = created else {
         return Err(error(cmd, resp::TOPIC_NOT_EXIST, format!("topic[{name}] not exist, apply first please!{FAQ}")));
     };
-    b.meta.borrow_mut().put_topic(config.clone(), now_ms());
-    info!(topic = name, queues = config.write_queue_nums, "topic created on first send");
+    let access = TopicAccess::from(&config);
+    b.meta.borrow_mut().put_topic(config, now_ms());
+    info!(topic = name, queues = access.write_queue_nums, "topic created on first send");
     save_topics(b).await;
-    Ok(config)
+    Ok(access)
 }
 
 async fn save_topics(b: &Rc<Broker>) {
@@ -270,19 +285,22 @@ async fn pull(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
             format!("the broker[{}] pulling message is forbidden", b.store_host.ip()),
         ));
     }
-    let group_config =
-        b.meta.borrow_mut().group_or_create(group, b.config.auto_create_subscription_group, now_ms()).cloned();
-    let Some(group_config) = group_config else {
+    let group_flags = b
+        .meta
+        .borrow_mut()
+        .group_or_create(group, b.config.auto_create_subscription_group, now_ms())
+        .map(|g| (g.consume_enable, g.consume_broadcast_enable));
+    let Some((consume_enable, broadcast_enable)) = group_flags else {
         return Err(error(
             cmd,
             resp::SUBSCRIPTION_GROUP_NOT_EXIST,
             format!("subscription group [{group}] does not exist, {FAQ}"),
         ));
     };
-    if !group_config.consume_enable {
+    if !consume_enable {
         return Err(error(cmd, resp::NO_PERMISSION, format!("subscription group no permission, {group}")));
     }
-    let Some(topic_config) = b.meta.borrow().topic(name).cloned() else {
+    let Some(topic_config) = b.meta.borrow().topic(name).map(TopicAccess::from) else {
         return Err(error(cmd, resp::TOPIC_NOT_EXIST, format!("topic[{name}] not exist, apply first please!{FAQ}")));
     };
     if !perm::is_readable(topic_config.perm) {
@@ -302,7 +320,7 @@ async fn pull(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     if h.expression_type.as_ref().is_some_and(|t| t.as_str() != wire::body::EXPRESSION_TYPE_TAG) {
         return Err(error(cmd, resp::SYSTEM_ERROR, "The broker does not support consumer to filter message by SQL92"));
     }
-    let subscription = subscription_for_pull(b, cmd, &h, &group_config)?;
+    let subscription = subscription_for_pull(b, cmd, &h, broadcast_enable)?;
     if h.sys_flag & pull_sys_flag::COMMIT_OFFSET != 0 {
         b.meta.borrow_mut().commit_offset(group, name, queue_id, h.commit_offset);
         b.offsets_dirty.set(true);
@@ -348,7 +366,7 @@ fn subscription_for_pull(
     b: &Rc<Broker>,
     cmd: &RemotingCommand,
     h: &PullMessageRequestHeader,
-    group_config: &SubscriptionGroupConfig,
+    broadcast_enable: bool,
 ) -> Result<Option<SubscriptionData>, RemotingCommand> {
     if h.sys_flag & pull_sys_flag::SUBSCRIPTION != 0 {
         let expression = h.subscription.as_ref().map(|s| s.as_str()).unwrap_or(wire::body::SUB_ALL);
@@ -359,7 +377,7 @@ fn subscription_for_pull(
     let Some(info) = clients.consumers.get(group) else {
         return Err(error(cmd, resp::SUBSCRIPTION_NOT_EXIST, format!("the consumer's group info not exist{FAQ}")));
     };
-    if !group_config.consume_broadcast_enable && info.message_model == MessageModel::BROADCASTING {
+    if !broadcast_enable && info.message_model == MessageModel::BROADCASTING {
         return Err(error(
             cmd,
             resp::NO_PERMISSION,

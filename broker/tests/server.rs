@@ -17,16 +17,7 @@ use wire::header::*;
 use wire::{RemotingCommand, SerializeType};
 
 fn create_topic(client: &mut Client, topic: &str, queues: i32) {
-    let header = CreateTopicRequestHeader {
-        topic: topic.into(),
-        default_topic: "TBW102".into(),
-        read_queue_nums: queues,
-        write_queue_nums: queues,
-        perm: 6,
-        topic_filter_type: "SINGLE_TAG".into(),
-        topic_sys_flag: Some(0),
-        order: false,
-    };
+    let header = CreateTopicRequestHeader::new(topic, queues);
     ok(&client.call(RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC).with_header(&header)));
 }
 

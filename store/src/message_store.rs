@@ -440,15 +440,6 @@ impl MessageStore {
         Ok(!unit.is_hole() && !self.inner.log.in_memory(unit.physical_offset))
     }
 
-    /// The queues this store holds, by topic.
-    pub fn queues(&self) -> Vec<(String, i32)> {
-        let queues = self.inner.queues.borrow();
-        let mut all: Vec<(String, i32)> =
-            queues.iter().flat_map(|(t, qs)| qs.keys().map(move |q| (t.clone(), *q))).collect();
-        all.sort();
-        all
-    }
-
     /// The last checkpoint stored.
     pub fn last_checkpoint(&self) -> Option<Checkpoint> {
         self.inner.last_checkpoint.get()

@@ -77,16 +77,7 @@ impl TestBroker {
     /// Creates `topic` with `queues` queues (as `mqadmin updateTopic` does) and waits until
     /// the name server routes it.
     pub fn create_topic(&self, topic: &str, queues: i32) {
-        let header = wire::header::CreateTopicRequestHeader {
-            topic: topic.into(),
-            default_topic: "TBW102".into(),
-            read_queue_nums: queues,
-            write_queue_nums: queues,
-            perm: 6,
-            topic_filter_type: "SINGLE_TAG".into(),
-            topic_sys_flag: Some(0),
-            order: false,
-        };
+        let header = wire::header::CreateTopicRequestHeader::new(topic, queues);
         let cmd = RemotingCommand::request(wire::code::request::UPDATE_AND_CREATE_TOPIC).with_header(&header);
         let answer = call(self.addr(), &cmd);
         assert_eq!(answer.code, wire::code::response::SUCCESS, "topic created: {}", answer.remark_str());

@@ -17,6 +17,23 @@ header! {
     }
 }
 
+impl CreateTopicRequestHeader {
+    /// A read-write topic with `queues` read and write queues, as `mqadmin updateTopic` sends
+    /// it by default.
+    pub fn new(topic: &str, queues: i32) -> Self {
+        Self {
+            topic: topic.into(),
+            default_topic: crate::message::topic::AUTO_CREATE_TOPIC_KEY.into(),
+            read_queue_nums: queues,
+            write_queue_nums: queues,
+            perm: crate::body::perm::READ | crate::body::perm::WRITE,
+            topic_filter_type: "SINGLE_TAG".into(),
+            topic_sys_flag: Some(0),
+            order: false,
+        }
+    }
+}
+
 header! {
     /// DELETE_TOPIC_IN_BROKER request.
     DeleteTopicRequestHeader {
