@@ -136,35 +136,12 @@ impl Clients {
     }
 }
 
-/// Builds a TAG subscription from an expression: `*` (or empty) for every tag, else tags
-/// separated by `||`, each with its hash code.
-pub fn build_subscription(topic: &str, expression: &str, sub_version: i64) -> SubscriptionData {
-    let expression = expression.trim();
-    let mut data = SubscriptionData {
-        class_filter_mode: false,
-        code_set: Default::default(),
-        expression_type: wire::body::EXPRESSION_TYPE_TAG.to_owned(),
-        filter_class_source: None,
-        sub_string: if expression.is_empty() { wire::body::SUB_ALL.to_owned() } else { expression.to_owned() },
-        sub_version,
-        tags_set: Default::default(),
-        topic: topic.to_owned(),
-    };
-    if data.sub_string != wire::body::SUB_ALL {
-        for tag in data.sub_string.split("||").map(str::trim).filter(|t| !t.is_empty()) {
-            data.tags_set.insert(tag.to_owned());
-            data.code_set.insert(wire::message::tag_hash_code(tag) as i32);
-        }
-    }
-    data
-}
-
 /// Whether a ConsumeQueue unit's tag code passes `sub` (Java's `isMatchedByConsumeQueue`).
 pub fn matches_tag_code(sub: Option<&SubscriptionData>, tag_code: i64) -> bool {
     match sub {
         None => true,
         Some(sub) if sub.class_filter_mode => true,
-        Some(sub) if sub.sub_string == wire::body::SUB_ALL || sub.sub_string.is_empty() => true,
+        Some(sub) if sub.is_all() => true,
         Some(sub) => sub.code_set.contains(&(tag_code as i32)),
     }
 }
@@ -175,11 +152,11 @@ mod tests {
 
     #[test]
     fn tag_expressions_become_code_sets() {
-        let sub = build_subscription("T", "TagA || TagB", 7);
+        let sub = SubscriptionData::from_tag_expression("T", "TagA || TagB", 7);
         assert_eq!(sub.tags_set.len(), 2);
         assert!(matches_tag_code(Some(&sub), wire::message::tag_hash_code("TagA")));
         assert!(!matches_tag_code(Some(&sub), wire::message::tag_hash_code("TagC")));
-        let all = build_subscription("T", "*", 7);
+        let all = SubscriptionData::from_tag_expression("T", "*", 7);
         assert!(matches_tag_code(Some(&all), 12345));
         assert!(matches_tag_code(None, 12345));
     }

@@ -19,7 +19,7 @@ use wire::header::*;
 use wire::message::{self, properties, topic, StoredMessage};
 use wire::{RemotingCommand, SerializeType};
 
-use crate::clients::{build_subscription, matches_tag_code, ClientChannel};
+use crate::clients::{matches_tag_code, ClientChannel};
 use crate::metadata::MetaFile;
 use crate::server::{now_ms, Broker, Conn};
 
@@ -164,7 +164,10 @@ async fn save_topics(b: &Rc<Broker>) {
 }
 
 async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer {
-    let v2 = cmd.code == req::SEND_MESSAGE_V2;
+    // Java reads SEND_BATCH_MESSAGE with the V2 header as well; older tools sent it with long
+    // names, so those still pass.
+    let v2 =
+        cmd.code == req::SEND_MESSAGE_V2 || (cmd.code == req::SEND_BATCH_MESSAGE && cmd.ext_fields.get("a").is_some());
     let h = SendMessageRequestHeader::read_any(&cmd.ext_fields, v2)
         .map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?;
     if !perm::is_writeable(b.config.broker_permission) {
@@ -370,7 +373,7 @@ fn subscription_for_pull(
 ) -> Result<Option<SubscriptionData>, RemotingCommand> {
     if h.sys_flag & pull_sys_flag::SUBSCRIPTION != 0 {
         let expression = h.subscription.as_ref().map(|s| s.as_str()).unwrap_or(wire::body::SUB_ALL);
-        return Ok(Some(build_subscription(h.topic.as_str(), expression, h.sub_version)));
+        return Ok(Some(SubscriptionData::from_tag_expression(h.topic.as_str(), expression, h.sub_version)));
     }
     let clients = b.clients.borrow();
     let group = h.consumer_group.as_str();

@@ -53,8 +53,12 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub fn start() -> TestBroker {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = broker::BrokerConfig {
+        Self::start_in(tempfile::tempdir().expect("tempdir"), |_| {})
+    }
+
+    /// A broker whose store is in `dir`, its config adjusted by `adjust`.
+    pub fn start_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut broker::BrokerConfig)) -> TestBroker {
+        let mut config = broker::BrokerConfig {
             listen_address: [127, 0, 0, 1].into(),
             listen_port: 0,
             namesrv_addr: "127.0.0.1:0".into(),
@@ -63,7 +67,28 @@ impl TestBroker {
             commit_log_cache_bytes: 8 << 20,
             ..Default::default()
         };
-        TestBroker { server: broker::BrokerServer::start(config, true).expect("broker starts"), dir }
+        adjust(&mut config);
+        let broker = TestBroker { server: broker::BrokerServer::start(config, true).expect("broker starts"), dir };
+        broker.wait_registered();
+        broker
+    }
+
+    /// Waits until the name server lists this broker (it registers in the background).
+    fn wait_registered(&self) {
+        let cmd = RemotingCommand::request(wire::code::request::GET_BROKER_CLUSTER_INFO);
+        let me = self.addr().to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !String::from_utf8_lossy(&call(self.namesrv(), &cmd).body).contains(&me) {
+            assert!(Instant::now() < deadline, "the broker never registered with its name server");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the broker cleanly and starts it again on the same store (on new ports).
+    pub fn restart(self) -> TestBroker {
+        let TestBroker { server, dir } = self;
+        server.stop().expect("clean stop");
+        Self::start_in(dir, |_| {})
     }
 
     pub fn addr(&self) -> SocketAddr {

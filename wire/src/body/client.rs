@@ -67,6 +67,42 @@ pub struct SubscriptionData {
     pub topic: String,
 }
 
+impl SubscriptionData {
+    /// A TAG subscription from an expression: `*` (or empty) for every tag, else tags
+    /// separated by `||`, each with its hash code, as Java's `FilterAPI.buildSubscriptionData`.
+    pub fn from_tag_expression(topic: &str, expression: &str, sub_version: i64) -> Self {
+        let expression = expression.trim();
+        let mut data = SubscriptionData {
+            class_filter_mode: false,
+            code_set: BTreeSet::new(),
+            expression_type: EXPRESSION_TYPE_TAG.to_owned(),
+            filter_class_source: None,
+            sub_string: if expression.is_empty() { SUB_ALL.to_owned() } else { expression.to_owned() },
+            sub_version,
+            tags_set: BTreeSet::new(),
+            topic: topic.to_owned(),
+        };
+        if data.sub_string != SUB_ALL {
+            for tag in data.sub_string.split("||").map(str::trim).filter(|t| !t.is_empty()) {
+                data.tags_set.insert(tag.to_owned());
+                data.code_set.insert(crate::message::tag_hash_code(tag) as i32);
+            }
+        }
+        data
+    }
+
+    /// Whether every tag passes.
+    pub fn is_all(&self) -> bool {
+        self.sub_string == SUB_ALL || self.sub_string.is_empty()
+    }
+
+    /// Whether a message with `tags` passes the exact tag check (the hash check's companion:
+    /// two tags can share a hash code).
+    pub fn matches_tags(&self, tags: Option<&str>) -> bool {
+        self.class_filter_mode || self.is_all() || tags.is_some_and(|t| self.tags_set.contains(t))
+    }
+}
+
 /// A producer group a client belongs to (`ProducerData`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

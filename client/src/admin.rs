@@ -1,0 +1,259 @@
+//! Administration, as `mqadmin` does it: topics, clusters, routes, stats, consumer progress,
+//! broker runtime and config.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use wire::body::{perm, ClusterInfo, ConsumeStats, JsonBody, KvTable, TopicList, TopicRouteData, TopicStatsTable};
+use wire::code::{request, response};
+use wire::header::{
+    CreateTopicRequestHeader, DeleteTopicFromNamesrvRequestHeader, DeleteTopicRequestHeader,
+    GetConsumeStatsRequestHeader, GetTopicStatsInfoRequestHeader,
+};
+use wire::message::topic;
+use wire::RemotingCommand;
+
+use crate::error::{ClientError, Result};
+use crate::instance::{ClientConfig, ClientInstance};
+use crate::remoting::{broker_error, expect_success};
+
+/// A topic's shape for create and update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub read_queues: i32,
+    pub write_queues: i32,
+    /// `perm::READ | perm::WRITE` for an ordinary topic.
+    pub perm: i32,
+    pub order: bool,
+}
+
+impl TopicSpec {
+    pub fn new(name: impl Into<String>, queues: i32) -> Self {
+        Self {
+            name: name.into(),
+            read_queues: queues,
+            write_queues: queues,
+            perm: perm::READ | perm::WRITE,
+            order: false,
+        }
+    }
+}
+
+/// Which brokers an admin change goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Every master of the named cluster, or of every cluster when `None`.
+    Cluster(Option<String>),
+    /// One broker, by address.
+    Broker(String),
+}
+
+/// An admin client (Java's `DefaultMQAdminExt`).
+pub struct Admin {
+    instance: Arc<ClientInstance>,
+}
+
+impl Admin {
+    pub fn start(config: ClientConfig) -> Result<Self> {
+        Ok(Self { instance: ClientInstance::start(config)? })
+    }
+
+    /// Brokers by cluster (GET_BROKER_CLUSTER_INFO).
+    pub async fn cluster_info(&self) -> Result<ClusterInfo> {
+        let (addr, answer) =
+            self.instance.namesrv.invoke(RemotingCommand::request(request::GET_BROKER_CLUSTER_INFO)).await?;
+        let answer = expect_success(&addr, request::GET_BROKER_CLUSTER_INFO, answer)?;
+        ClusterInfo::decode(&answer.body).map_err(|source| ClientError::Body {
+            addr,
+            request: "GET_BROKER_CLUSTER_INFO",
+            source,
+        })
+    }
+
+    /// Every topic the name servers know.
+    pub async fn topic_list(&self) -> Result<BTreeSet<String>> {
+        let cmd = RemotingCommand::request(request::GET_ALL_TOPIC_LIST_FROM_NAMESERVER);
+        let (addr, answer) = self.instance.namesrv.invoke(cmd).await?;
+        let answer = expect_success(&addr, request::GET_ALL_TOPIC_LIST_FROM_NAMESERVER, answer)?;
+        TopicList::decode(&answer.body).map(|l| l.topic_list).map_err(|source| ClientError::Body {
+            addr,
+            request: "GET_ALL_TOPIC_LIST_FROM_NAMESERVER",
+            source,
+        })
+    }
+
+    pub async fn topic_route(&self, topic_name: &str) -> Result<TopicRouteData> {
+        self.instance.namesrv.topic_route(topic_name).await?.ok_or_else(|| ClientError::NoRoute {
+            topic: topic_name.into(),
+            reason: "the name servers know no such topic".into(),
+        })
+    }
+
+    /// Creates or updates a topic on the target's masters; returns their addresses.
+    pub async fn create_topic(&self, spec: &TopicSpec, target: &Target) -> Result<Vec<String>> {
+        if !topic::is_valid_name(&spec.name) {
+            return Err(ClientError::InvalidArgument(format!("{:?} is not a valid topic name", spec.name)));
+        }
+        if spec.read_queues < 1 || spec.write_queues < 1 {
+            return Err(ClientError::InvalidArgument("a topic needs at least one read and one write queue".into()));
+        }
+        let addrs = self.target_addrs(target).await?;
+        let mut header = CreateTopicRequestHeader::new(&spec.name, spec.write_queues);
+        header.read_queue_nums = spec.read_queues;
+        header.perm = spec.perm;
+        header.order = spec.order;
+        for addr in &addrs {
+            let cmd = RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC).with_header(&header);
+            self.instance.call(addr, cmd).await?;
+        }
+        Ok(addrs)
+    }
+
+    /// Deletes a topic from the target's masters, then from every name server.
+    pub async fn delete_topic(&self, topic_name: &str, target: &Target) -> Result<Vec<String>> {
+        let addrs = self.target_addrs(target).await?;
+        for addr in &addrs {
+            let header = DeleteTopicRequestHeader { topic: topic_name.into() };
+            let cmd = RemotingCommand::request(request::DELETE_TOPIC_IN_BROKER).with_header(&header);
+            self.instance.call(addr, cmd).await?;
+        }
+        let cluster_name = match target {
+            Target::Cluster(name) => name.clone(),
+            Target::Broker(_) => None,
+        };
+        for namesrv in self.instance.namesrv.addrs() {
+            let header = DeleteTopicFromNamesrvRequestHeader {
+                topic: topic_name.into(),
+                cluster_name: cluster_name.as_deref().map(Into::into),
+            };
+            let cmd = RemotingCommand::request(request::DELETE_TOPIC_IN_NAMESRV).with_header(&header);
+            self.instance.call(namesrv, cmd).await?;
+        }
+        Ok(addrs)
+    }
+
+    /// Min and max offsets of every queue of the topic, from each of its brokers.
+    pub async fn topic_stats(&self, topic_name: &str) -> Result<TopicStatsTable> {
+        let route = self.topic_route(topic_name).await?;
+        let mut merged = TopicStatsTable::default();
+        for addr in master_addrs(&route) {
+            let header = GetTopicStatsInfoRequestHeader { topic: topic_name.into() };
+            let cmd = RemotingCommand::request(request::GET_TOPIC_STATS_INFO).with_header(&header);
+            let answer = self.instance.call(&addr, cmd).await?;
+            let table = TopicStatsTable::decode(&answer.body).map_err(|source| ClientError::Body {
+                addr: addr.clone(),
+                request: "GET_TOPIC_STATS_INFO",
+                source,
+            })?;
+            merged.offset_table.extend(table.offset_table);
+        }
+        Ok(merged)
+    }
+
+    /// A consumer group's progress on every queue it consumes (broker offset, consumer offset,
+    /// lag), optionally for one topic.
+    pub async fn consume_stats(&self, group: &str, topic_name: Option<&str>) -> Result<ConsumeStats> {
+        // The group's retry topic lives on every broker the group consumes from, as in Java.
+        let addrs = match self.instance.namesrv.topic_route(&topic::retry_topic(group)).await? {
+            Some(route) => master_addrs(&route),
+            None => self.target_addrs(&Target::Cluster(None)).await?,
+        };
+        let mut merged = ConsumeStats::default();
+        let mut found = false;
+        for addr in addrs {
+            let header =
+                GetConsumeStatsRequestHeader { consumer_group: group.into(), topic: topic_name.map(Into::into) };
+            let cmd = RemotingCommand::request(request::GET_CONSUME_STATS).with_header(&header);
+            let answer = self.instance.remoting.invoke(&addr, cmd, self.instance.request_timeout()).await?;
+            if answer.code != response::SUCCESS {
+                return Err(broker_error(&addr, request::GET_CONSUME_STATS, &answer));
+            }
+            let stats = ConsumeStats::decode(&answer.body).map_err(|source| ClientError::Body {
+                addr: addr.clone(),
+                request: "GET_CONSUME_STATS",
+                source,
+            })?;
+            found |= !stats.offset_table.is_empty();
+            merged.consume_tps += stats.consume_tps;
+            merged.offset_table.extend(stats.offset_table);
+        }
+        if !found {
+            return Err(ClientError::InvalidArgument(format!("consumer group {group} has no offsets on any broker")));
+        }
+        Ok(merged)
+    }
+
+    /// GET_BROKER_RUNTIME_INFO: the broker's counters as name → value.
+    pub async fn broker_runtime(&self, addr: &str) -> Result<BTreeMap<String, String>> {
+        let answer = self.instance.call(addr, RemotingCommand::request(request::GET_BROKER_RUNTIME_INFO)).await?;
+        KvTable::decode(&answer.body).map(|t| t.table).map_err(|source| ClientError::Body {
+            addr: addr.into(),
+            request: "GET_BROKER_RUNTIME_INFO",
+            source,
+        })
+    }
+
+    /// GET_BROKER_CONFIG: the broker's effective settings, as key → value.
+    pub async fn broker_config(&self, addr: &str) -> Result<BTreeMap<String, String>> {
+        let answer = self.instance.call(addr, RemotingCommand::request(request::GET_BROKER_CONFIG)).await?;
+        let text = String::from_utf8_lossy(&answer.body);
+        Ok(parse_properties(&text))
+    }
+
+    pub async fn shutdown(&self) {
+        self.instance.shutdown().await;
+    }
+
+    /// The master addresses a change to `target` goes to.
+    async fn target_addrs(&self, target: &Target) -> Result<Vec<String>> {
+        let cluster = match target {
+            Target::Broker(addr) => return Ok(vec![addr.clone()]),
+            Target::Cluster(cluster) => cluster,
+        };
+        let info = self.cluster_info().await?;
+        let names: BTreeSet<&String> = match cluster {
+            Some(name) => info
+                .cluster_addr_table
+                .get(name)
+                .ok_or_else(|| ClientError::InvalidArgument(format!("no cluster named {name}")))?
+                .iter()
+                .collect(),
+            None => info.cluster_addr_table.values().flatten().collect(),
+        };
+        let addrs: Vec<String> = names
+            .into_iter()
+            .filter_map(|name| info.broker_addr_table.get(name).and_then(|b| b.master_addr()).map(str::to_string))
+            .collect();
+        if addrs.is_empty() {
+            return Err(ClientError::InvalidArgument("no broker master is registered with the name servers".into()));
+        }
+        Ok(addrs)
+    }
+}
+
+fn master_addrs(route: &TopicRouteData) -> Vec<String> {
+    route.broker_datas.iter().filter_map(|b| b.master_addr().map(str::to_string)).collect()
+}
+
+/// Java `Properties` text (`key=value` lines, `#` comments) as a map.
+fn parse_properties(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_text_parses() {
+        let map = parse_properties("# comment\nbrokerName=broker-a\n\nlistenPort = 10911\nnoValue\n");
+        assert_eq!(map.get("brokerName").map(String::as_str), Some("broker-a"));
+        assert_eq!(map.get("listenPort").map(String::as_str), Some("10911"));
+        assert_eq!(map.len(), 2);
+    }
+}

@@ -1,0 +1,588 @@
+//! The push consumer: queues are shared out among a group's consumers (clustering) or all read
+//! by each (broadcasting); each queue owned here has a task that long-polls it and hands the
+//! messages to the application's handler, a bounded number at a time.
+//!
+//! Offsets follow Java's `ProcessQueue`: the offset committed for a queue is that of its
+//! oldest message still being handled, or the next one to pull when none is, so a crash
+//! re-delivers and never skips (at least once).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinHandle;
+use wire::body::{self, ConsumeType, ConsumerData, MessageQueue, SubscriptionData};
+use wire::code::request;
+use wire::header::ConsumerSendMsgBackRequestHeader;
+use wire::message::topic;
+use wire::RemotingCommand;
+
+use super::{PullRequest, PullStatus};
+use crate::error::{ClientError, Result};
+use crate::instance::{lock, now_ms, ClientConfig, ClientInstance};
+use crate::message::MessageExt;
+
+/// What the handler says of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumeResult {
+    Success,
+    /// Failed: in clustering, the broker delivers it again after the next delay level (and
+    /// to `%DLQ%group` after `max_reconsume_times`).
+    Later,
+}
+
+/// How a group's consumers share a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageModel {
+    /// Each queue is read by one consumer of the group; offsets live at the broker.
+    Clustering,
+    /// Every consumer reads every queue; offsets live in the consumer.
+    Broadcasting,
+}
+
+/// Where a group with no committed offset starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumeFrom {
+    LastOffset,
+    FirstOffset,
+    /// The first message stored at or after this time (ms since the epoch).
+    Timestamp(i64),
+}
+
+/// Push consumer settings, with Java `DefaultMQPushConsumer`'s defaults.
+#[derive(Debug, Clone)]
+pub struct PushConsumerConfig {
+    pub group: String,
+    pub client: ClientConfig,
+    pub model: MessageModel,
+    pub consume_from: ConsumeFrom,
+    /// Messages handled at once, across queues (`consumeThreadMax`).
+    pub concurrency: usize,
+    /// Messages per pull (`pullBatchSize`).
+    pub pull_batch_size: i32,
+    /// Pulling from a queue pauses while this many of its messages are unfinished
+    /// (`pullThresholdForQueue`).
+    pub pull_threshold_per_queue: usize,
+    /// Deliveries of a failing message before it goes to the DLQ (`maxReconsumeTimes`).
+    pub max_reconsume_times: i32,
+    /// How long the broker may hold a pull while the queue is empty.
+    pub suspend: Duration,
+    /// Rebalance period (`rebalanceInterval`); a NOTIFY_CONSUMER_IDS_CHANGED rebalances at once.
+    pub rebalance_interval: Duration,
+    /// Offset commit period (`persistConsumerOffsetInterval`).
+    pub commit_interval: Duration,
+    /// Pause after a failed pull (`pullTimeDelayMillsWhenException` is 3 s in Java).
+    pub pull_error_delay: Duration,
+}
+
+impl PushConsumerConfig {
+    pub fn new(group: impl Into<String>, namesrv_addr: impl Into<String>) -> Self {
+        Self {
+            group: group.into(),
+            client: ClientConfig::new(namesrv_addr),
+            model: MessageModel::Clustering,
+            consume_from: ConsumeFrom::LastOffset,
+            concurrency: 20,
+            pull_batch_size: 32,
+            pull_threshold_per_queue: 1000,
+            max_reconsume_times: 16,
+            suspend: Duration::from_secs(15),
+            rebalance_interval: Duration::from_secs(20),
+            commit_interval: Duration::from_secs(5),
+            pull_error_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = ConsumeResult> + Send>>;
+type Handler = Arc<dyn Fn(MessageExt) -> BoxFuture + Send + Sync>;
+
+/// A push consumer (Java's `DefaultMQPushConsumer` with a concurrent listener).
+pub struct PushConsumer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: PushConsumerConfig,
+    instance: Arc<ClientInstance>,
+    /// By topic, the retry topic included in clustering.
+    subscriptions: BTreeMap<String, SubscriptionData>,
+    handler: Handler,
+    permits: Arc<Semaphore>,
+    workers: Mutex<BTreeMap<MessageQueue, Worker>>,
+    /// Broadcasting keeps offsets here.
+    local_offsets: Mutex<BTreeMap<MessageQueue, i64>>,
+    rebalance_now: Arc<Notify>,
+    stopping: AtomicBool,
+    background: Mutex<Vec<JoinHandle<()>>>,
+}
+
+struct Worker {
+    progress: Arc<Progress>,
+    stop: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+/// What a queue's worker has pulled and what is still being handled.
+struct Progress {
+    queue: MessageQueue,
+    state: Mutex<ProgressState>,
+}
+
+#[derive(Default)]
+struct ProgressState {
+    started: bool,
+    next_offset: i64,
+    in_flight: BTreeSet<i64>,
+    committed: Option<i64>,
+}
+
+impl Progress {
+    fn commit_point(&self) -> Option<i64> {
+        let state = lock(&self.state);
+        state.started.then(|| state.in_flight.first().copied().unwrap_or(state.next_offset))
+    }
+
+    fn in_flight(&self) -> usize {
+        lock(&self.state).in_flight.len()
+    }
+
+    fn advance(&self, next_offset: i64, pulled: impl IntoIterator<Item = i64>) {
+        let mut state = lock(&self.state);
+        state.started = true;
+        state.next_offset = next_offset;
+        state.in_flight.extend(pulled);
+    }
+
+    fn done(&self, offset: i64) {
+        lock(&self.state).in_flight.remove(&offset);
+    }
+}
+
+impl PushConsumer {
+    /// Subscribes to `subscriptions` (topic, tag expression) and starts handing messages to
+    /// `handler`.
+    pub async fn start<F, Fut>(config: PushConsumerConfig, subscriptions: &[(&str, &str)], handler: F) -> Result<Self>
+    where
+        F: Fn(MessageExt) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ConsumeResult> + Send + 'static,
+    {
+        if config.group.is_empty() {
+            return Err(ClientError::InvalidArgument("the consumer group is empty".into()));
+        }
+        if subscriptions.is_empty() {
+            return Err(ClientError::InvalidArgument("subscribe to at least one topic".into()));
+        }
+        let version = now_ms();
+        let mut subs: BTreeMap<String, SubscriptionData> = subscriptions
+            .iter()
+            .map(|(t, e)| (t.to_string(), SubscriptionData::from_tag_expression(t, e, version)))
+            .collect();
+        if config.model == MessageModel::Clustering {
+            let retry = topic::retry_topic(&config.group);
+            subs.insert(retry.clone(), SubscriptionData::from_tag_expression(&retry, body::SUB_ALL, version));
+        }
+        let instance = ClientInstance::start(config.client.clone())?;
+        let rebalance_now = instance.register_consumer(ConsumerData {
+            consume_from_where: match config.consume_from {
+                ConsumeFrom::LastOffset => body::ConsumeFromWhere::CONSUME_FROM_LAST_OFFSET,
+                ConsumeFrom::FirstOffset => body::ConsumeFromWhere::CONSUME_FROM_FIRST_OFFSET,
+                ConsumeFrom::Timestamp(_) => body::ConsumeFromWhere::CONSUME_FROM_TIMESTAMP,
+            },
+            consume_type: ConsumeType::CONSUME_PASSIVELY,
+            group_name: config.group.clone(),
+            message_model: match config.model {
+                MessageModel::Clustering => body::MessageModel::CLUSTERING,
+                MessageModel::Broadcasting => body::MessageModel::BROADCASTING,
+            },
+            subscription_data_set: subs.values().cloned().collect(),
+            unit_mode: false,
+        });
+        let handler: Handler = Arc::new(move |m| Box::pin(handler(m)) as BoxFuture);
+        let inner = Arc::new(Inner {
+            permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            config,
+            instance,
+            subscriptions: subs,
+            handler,
+            workers: Mutex::new(BTreeMap::new()),
+            local_offsets: Mutex::new(BTreeMap::new()),
+            rebalance_now,
+            stopping: AtomicBool::new(false),
+            background: Mutex::new(Vec::new()),
+        });
+        for topic_name in inner.subscriptions.keys() {
+            let fetched = inner.instance.fetch_route(topic_name).await;
+            if let Err(e) = &fetched {
+                tracing::warn!(topic = %topic_name, error = %e, "no route yet; the next rebalance tries again");
+            }
+        }
+        inner.instance.send_heartbeat().await;
+        inner.rebalance().await;
+        let tasks = vec![tokio::spawn(rebalance_loop(inner.clone())), tokio::spawn(commit_loop(inner.clone()))];
+        lock(&inner.background).extend(tasks);
+        Ok(Self { inner })
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.inner.instance.client_id
+    }
+
+    /// The queues this consumer reads now.
+    pub fn assigned_queues(&self) -> Vec<MessageQueue> {
+        lock(&self.inner.workers).keys().cloned().collect()
+    }
+
+    /// Rebalances now instead of at the next period.
+    pub async fn rebalance(&self) {
+        self.inner.rebalance().await;
+    }
+
+    /// Stops pulling, waits up to `grace` for the handlers in flight, commits the offsets and
+    /// unregisters from the brokers, so the group's other consumers take the queues over.
+    pub async fn shutdown(&self, grace: Duration) {
+        let inner = &self.inner;
+        inner.stopping.store(true, Ordering::Release);
+        for task in lock(&inner.background).drain(..) {
+            task.abort();
+        }
+        let workers: Vec<Worker> = std::mem::take(&mut *lock(&inner.workers)).into_values().collect();
+        for worker in &workers {
+            worker.stop.notify_one();
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        for worker in workers {
+            let _ = tokio::time::timeout_at(deadline, worker.task).await;
+            while worker.progress.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            inner.commit(&worker.progress).await;
+        }
+        inner.instance.shutdown().await;
+    }
+}
+
+impl Drop for PushConsumer {
+    /// Without [`PushConsumer::shutdown`], the background work stops and nothing is committed:
+    /// the unfinished messages are delivered again.
+    fn drop(&mut self) {
+        self.inner.stopping.store(true, Ordering::Release);
+        for task in lock(&self.inner.background).drain(..) {
+            task.abort();
+        }
+        for (_, worker) in std::mem::take(&mut *lock(&self.inner.workers)) {
+            worker.task.abort();
+        }
+    }
+}
+
+impl Inner {
+    /// Takes the queues this consumer should own and lets go of the rest.
+    async fn rebalance(self: &Arc<Self>) {
+        if self.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        let mut wanted = BTreeSet::new();
+        for topic_name in self.subscriptions.keys() {
+            match self.allocate(topic_name).await {
+                Ok(queues) => wanted.extend(queues),
+                Err(e) => {
+                    // Keep what we have for this topic rather than drop it on a passing failure.
+                    tracing::debug!(topic = %topic_name, error = %e, "rebalance skipped the topic");
+                    wanted.extend(lock(&self.workers).keys().filter(|q| &q.topic == topic_name).cloned());
+                }
+            }
+        }
+        let removed: Vec<Worker> = {
+            let mut workers = lock(&self.workers);
+            let gone: Vec<MessageQueue> = workers.keys().filter(|q| !wanted.contains(*q)).cloned().collect();
+            gone.iter().filter_map(|q| workers.remove(q)).collect()
+        };
+        for worker in removed {
+            tracing::info!(queue = ?worker.progress.queue, "queue handed over");
+            worker.stop.notify_one();
+            let inner = self.clone();
+            tokio::spawn(async move {
+                let _ = worker.task.await;
+                inner.commit(&worker.progress).await;
+            });
+        }
+        let mut workers = lock(&self.workers);
+        for queue in wanted {
+            if workers.contains_key(&queue) {
+                continue;
+            }
+            tracing::info!(?queue, "queue taken");
+            let progress = Arc::new(Progress { queue: queue.clone(), state: Mutex::new(ProgressState::default()) });
+            let stop = Arc::new(Notify::new());
+            let task = tokio::spawn(run_queue(self.clone(), progress.clone(), stop.clone()));
+            workers.insert(queue, Worker { progress, stop, task });
+        }
+    }
+
+    /// This consumer's share of `topic_name`'s queues.
+    async fn allocate(&self, topic_name: &str) -> Result<Vec<MessageQueue>> {
+        let route = self.instance.fetch_route(topic_name).await?.ok_or_else(|| ClientError::NoRoute {
+            topic: topic_name.into(),
+            reason: "the name servers know no such topic".into(),
+        })?;
+        let queues = route.read_queues.clone();
+        if self.config.model == MessageModel::Broadcasting {
+            return Ok(queues);
+        }
+        let addr = route.master_addrs().next().map(str::to_string).ok_or_else(|| ClientError::NoRoute {
+            topic: topic_name.into(),
+            reason: "no broker has a master".into(),
+        })?;
+        let mut ids = super::consumer_ids(&self.instance, &addr, &self.config.group).await?;
+        ids.sort();
+        Ok(allocate_averagely(&queues, &ids, &self.instance.client_id))
+    }
+
+    /// Where a queue's consumption starts: the committed offset, else by `consume_from`.
+    async fn start_offset(&self, queue: &MessageQueue) -> Result<i64> {
+        let committed = match self.config.model {
+            MessageModel::Clustering => super::query_offset(&self.instance, &self.config.group, queue).await?,
+            MessageModel::Broadcasting => lock(&self.local_offsets).get(queue).copied(),
+        };
+        if let Some(offset) = committed.filter(|o| *o >= 0) {
+            return Ok(offset);
+        }
+        let is_retry = queue.topic.starts_with(topic::RETRY_GROUP_TOPIC_PREFIX);
+        match self.config.consume_from {
+            _ if is_retry => Ok(0),
+            ConsumeFrom::LastOffset => super::max_offset(&self.instance, queue).await,
+            ConsumeFrom::FirstOffset => super::min_offset(&self.instance, queue).await,
+            ConsumeFrom::Timestamp(ms) => super::search_offset(&self.instance, queue, ms).await,
+        }
+    }
+
+    async fn commit(&self, progress: &Progress) {
+        let Some(offset) = progress.commit_point() else { return };
+        if lock(&progress.state).committed == Some(offset) {
+            return;
+        }
+        let stored = match self.config.model {
+            MessageModel::Broadcasting => {
+                lock(&self.local_offsets).insert(progress.queue.clone(), offset);
+                Ok(())
+            }
+            MessageModel::Clustering => {
+                super::update_offset(&self.instance, &self.config.group, &progress.queue, offset).await
+            }
+        };
+        match stored {
+            Ok(()) => lock(&progress.state).committed = Some(offset),
+            Err(e) => tracing::warn!(queue = ?progress.queue, offset, error = %e, "offset commit failed"),
+        }
+    }
+
+    /// Asks the broker to deliver `message` again later (CONSUMER_SEND_MSG_BACK).
+    async fn send_back(&self, message: &MessageExt) -> Result<()> {
+        let addr = super::broker_addr(
+            &self.instance,
+            &MessageQueue {
+                topic: message.stored_topic().to_string(),
+                broker_name: message.broker_name.clone(),
+                queue_id: message.queue_id(),
+            },
+        )
+        .await?;
+        let header = ConsumerSendMsgBackRequestHeader {
+            offset: message.stored.physical_offset,
+            group: self.config.group.as_str().into(),
+            delay_level: 0,
+            origin_msg_id: Some(message.msg_id().into()),
+            origin_topic: Some(message.topic().into()),
+            unit_mode: Some(false),
+            max_reconsume_times: Some(self.config.max_reconsume_times),
+        };
+        let cmd = RemotingCommand::request(request::CONSUMER_SEND_MSG_BACK).with_header(&header);
+        self.instance.call(&addr, cmd).await.map(|_| ())
+    }
+
+    /// Runs the handler on one message until it is done with: handled, sent back, or (when the
+    /// broker cannot take it back) handled again here after a pause.
+    async fn consume(&self, message: MessageExt) {
+        loop {
+            let handler = self.handler.clone();
+            let attempt = message.clone();
+            // A panicking handler counts as a failure, not as the end of the consumer.
+            let result = tokio::spawn(async move { handler(attempt).await }).await.unwrap_or(ConsumeResult::Later);
+            if result == ConsumeResult::Success || self.config.model == MessageModel::Broadcasting {
+                return;
+            }
+            match self.send_back(&message).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(msg_id = %message.msg_id(), error = %e, "send back failed; consuming again here");
+                    if self.stopping.load(Ordering::Acquire) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn run_queue(inner: Arc<Inner>, progress: Arc<Progress>, stop: Arc<Notify>) {
+    let queue = progress.queue.clone();
+    let Some(subscription) = inner.subscriptions.get(&queue.topic).cloned() else { return };
+    let config = &inner.config;
+    let mut offset = loop {
+        let attempt = tokio::select! {
+            offset = inner.start_offset(&queue) => offset,
+            _ = stop.notified() => return,
+        };
+        match attempt {
+            Ok(offset) => break offset,
+            Err(e) => {
+                tracing::warn!(?queue, error = %e, "start offset unknown; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(config.pull_error_delay) => {}
+                    _ = stop.notified() => return,
+                }
+            }
+        }
+    };
+    progress.advance(offset, []);
+    loop {
+        if progress.in_flight() >= config.pull_threshold_per_queue {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                _ = stop.notified() => return,
+            }
+        }
+        let commit = match config.model {
+            MessageModel::Clustering => progress.commit_point(),
+            MessageModel::Broadcasting => None,
+        };
+        let request = PullRequest {
+            queue: &queue,
+            subscription: &subscription,
+            offset,
+            max_nums: config.pull_batch_size,
+            suspend: Some(config.suspend),
+            commit_offset: commit,
+        };
+        let pulled = tokio::select! {
+            pulled = super::pull(&inner.instance, &config.group, request) => pulled,
+            _ = stop.notified() => return,
+        };
+        let result = match pulled {
+            Ok(result) => result,
+            Err(e) => {
+                tracing::debug!(?queue, error = %e, "pull failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(config.pull_error_delay) => continue,
+                    _ = stop.notified() => return,
+                }
+            }
+        };
+        if result.status == PullStatus::OffsetIllegal {
+            tracing::warn!(?queue, offset, next = result.next_begin_offset, "offset out of range; moved");
+        }
+        offset = result.next_begin_offset;
+        progress.advance(offset, result.messages.iter().map(MessageExt::queue_offset));
+        for message in result.messages {
+            let permit = tokio::select! {
+                permit = inner.permits.clone().acquire_owned() => permit,
+                _ = stop.notified() => return,
+            };
+            let Ok(permit) = permit else { return };
+            let inner = inner.clone();
+            let progress = progress.clone();
+            tokio::spawn(async move {
+                let queue_offset = message.queue_offset();
+                inner.consume(message).await;
+                progress.done(queue_offset);
+                drop(permit);
+            });
+        }
+    }
+}
+
+async fn rebalance_loop(inner: Arc<Inner>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(inner.config.rebalance_interval) => {}
+            _ = inner.rebalance_now.notified() => {}
+        }
+        inner.rebalance().await;
+    }
+}
+
+async fn commit_loop(inner: Arc<Inner>) {
+    loop {
+        tokio::time::sleep(inner.config.commit_interval).await;
+        let progresses: Vec<Arc<Progress>> = lock(&inner.workers).values().map(|w| w.progress.clone()).collect();
+        for progress in progresses {
+            inner.commit(&progress).await;
+        }
+    }
+}
+
+/// Java's `AllocateMessageQueueAveragely`: consecutive runs of queues, the first
+/// `queues % consumers` consumers taking one more. `queues` and `consumer_ids` sorted.
+pub(crate) fn allocate_averagely(queues: &[MessageQueue], consumer_ids: &[String], me: &str) -> Vec<MessageQueue> {
+    let Some(index) = consumer_ids.iter().position(|c| c == me) else { return Vec::new() };
+    let (n, c) = (queues.len(), consumer_ids.len());
+    if n == 0 {
+        return Vec::new();
+    }
+    let rem = n % c;
+    let average = if n <= c {
+        1
+    } else if rem > 0 && index < rem {
+        n / c + 1
+    } else {
+        n / c
+    };
+    let start = if rem > 0 && index < rem { index * average } else { index * average + rem };
+    let range = average.min(n.saturating_sub(start));
+    (0..range).map(|i| queues[(start + i) % n].clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queues(n: i32) -> Vec<MessageQueue> {
+        (0..n).map(|i| MessageQueue { topic: "T".into(), broker_name: "b".into(), queue_id: i }).collect()
+    }
+
+    fn ids(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("c{i}")).collect()
+    }
+
+    fn owned(q: &[MessageQueue], c: &[String], me: usize) -> Vec<i32> {
+        allocate_averagely(q, c, &c[me]).iter().map(|q| q.queue_id).collect()
+    }
+
+    #[test]
+    fn average_allocation_matches_java() {
+        // 8 queues, 3 consumers: 3, 3, 2.
+        let (q, c) = (queues(8), ids(3));
+        assert_eq!(owned(&q, &c, 0), vec![0, 1, 2]);
+        assert_eq!(owned(&q, &c, 1), vec![3, 4, 5]);
+        assert_eq!(owned(&q, &c, 2), vec![6, 7]);
+        // More consumers than queues: the last ones get nothing.
+        let (q, c) = (queues(2), ids(3));
+        assert_eq!(owned(&q, &c, 0), vec![0]);
+        assert_eq!(owned(&q, &c, 1), vec![1]);
+        assert!(owned(&q, &c, 2).is_empty());
+        // Every queue owned exactly once.
+        for (nq, nc) in [(16, 5), (4, 4), (7, 2), (1, 1)] {
+            let (q, c) = (queues(nq), ids(nc));
+            let mut all: Vec<i32> = (0..nc).flat_map(|i| owned(&q, &c, i)).collect();
+            all.sort();
+            assert_eq!(all, (0..nq).collect::<Vec<_>>());
+        }
+        assert!(allocate_averagely(&queues(4), &ids(2), "stranger").is_empty());
+    }
+}

@@ -1,0 +1,33 @@
+//! An async Rust client for RocketMQ 4.x clusters — Apogee or Apache RocketMQ — speaking the
+//! remoting protocol of the `wire` crate over tokio.
+//!
+//! - [`Producer`]: sync, async, oneway, batch and ordered sends, with route refresh, retries and
+//!   broker isolation after failures.
+//! - [`PullConsumer`]: explicit offsets, long polling.
+//! - [`PushConsumer`]: clustering (rebalanced with the average allocation strategy) or
+//!   broadcasting, offsets committed every 5 s and at shutdown, failed messages sent back.
+//! - [`Admin`]: topics, clusters, routes, stats, consumer progress, broker runtime and config.
+//!
+//! Runs on tokio: see the crate README for why.
+
+mod admin;
+mod consumer;
+mod error;
+mod instance;
+mod message;
+mod producer;
+mod remoting;
+mod route;
+
+pub use admin::{Admin, Target, TopicSpec};
+pub use consumer::{
+    ConsumeFrom, ConsumeResult, MessageModel, PullConsumer, PullResult, PullStatus, PushConsumer, PushConsumerConfig,
+};
+pub use error::{ClientError, Result};
+pub use instance::ClientConfig;
+pub use message::{Message, MessageExt};
+pub use producer::{java_string_hash, Producer, ProducerConfig, SendResult, SendStatus};
+pub use remoting::{RemotingClient, RemotingConfig, ServerRequest};
+pub use route::{NameServers, TopicRoute};
+pub use wire::body::MessageQueue;
+pub use wire::SerializeType;

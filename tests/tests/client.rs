@@ -1,0 +1,417 @@
+//! The Rust `client` crate against a real Apogee broker (with its name server in the same
+//! process): producer, pull and push consumers, admin.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use apogee_tests::TestBroker;
+use client::{
+    Admin, ClientConfig, ClientError, ConsumeFrom, ConsumeResult, Message, MessageExt, MessageModel, MessageQueue,
+    Producer, ProducerConfig, PullConsumer, PullStatus, PushConsumer, PushConsumerConfig, SendStatus, Target,
+    TopicSpec,
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn producer(broker: &TestBroker) -> Producer {
+    Producer::start(ProducerConfig::new("PG_client_test", broker.namesrv().to_string())).expect("producer")
+}
+
+fn pull_consumer(broker: &TestBroker, group: &str) -> PullConsumer {
+    PullConsumer::start(group, ClientConfig::new(broker.namesrv().to_string())).expect("pull consumer")
+}
+
+/// Every message of `topic` from offset 0, queue by queue.
+async fn pull_all(consumer: &PullConsumer, topic: &str, expression: &str) -> BTreeMap<MessageQueue, Vec<MessageExt>> {
+    let mut all = BTreeMap::new();
+    for queue in consumer.queues(topic).await.expect("queues") {
+        let mut offset = 0;
+        let mut messages = Vec::new();
+        loop {
+            let result = consumer.pull(&queue, expression, offset, 32).await.expect("pull");
+            match result.status {
+                PullStatus::Found | PullStatus::NoMatchedMsg => {
+                    messages.extend(result.messages);
+                    offset = result.next_begin_offset;
+                }
+                PullStatus::NoNewMsg => break,
+                PullStatus::OffsetIllegal => panic!("offset {offset} illegal in {queue:?}"),
+            }
+        }
+        all.insert(queue, messages);
+    }
+    all
+}
+
+/// Waits until `done` holds, polling every 20 ms, failing after `WAIT`.
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_send_kind_arrives_and_pulls_back_with_its_properties() {
+    let broker = TestBroker::start();
+    broker.create_topic("TopicSends", 4);
+    let producer = producer(&broker);
+
+    let mut results = Vec::new();
+    for i in 0..12 {
+        let message = Message::new("TopicSends", format!("sync {i}"))
+            .with_tags(if i % 2 == 0 { "TagA" } else { "TagB" })
+            .with_keys([format!("key-{i}")])
+            .with_property("color", "blue");
+        let result = producer.send(message).await.expect("send");
+        assert_eq!(result.status, SendStatus::SendOk);
+        results.push(result);
+    }
+    let queues: BTreeSet<i32> = results.iter().map(|r| r.queue.queue_id).collect();
+    assert_eq!(queues.len(), 4, "round robin covers every queue");
+    let handles: Vec<_> = (0..4)
+        .map(|i| producer.send_async(Message::new("TopicSends", format!("async {i}")).with_tags("TagA")))
+        .collect();
+    for handle in handles {
+        results.push(handle.await.expect("task").expect("async send"));
+    }
+    let batch: Vec<Message> =
+        (0..5).map(|i| Message::new("TopicSends", format!("batch {i}")).with_tags("TagB")).collect();
+    let batch_result = producer.send_batch(batch).await.expect("batch");
+    assert_eq!(batch_result.msg_id.split(',').count(), 5);
+    assert_eq!(batch_result.offset_msg_id.split(',').count(), 5);
+    producer.send_oneway(Message::new("TopicSends", "oneway").with_tags("TagA")).await.expect("oneway");
+
+    let consumer = pull_consumer(&broker, "CG_pull_all");
+    let deadline = Instant::now() + WAIT;
+    let all = loop {
+        let all = pull_all(&consumer, "TopicSends", "*").await;
+        if all.values().map(Vec::len).sum::<usize>() == 22 || Instant::now() > deadline {
+            break all;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let bodies: BTreeSet<String> =
+        all.values().flatten().map(|m| String::from_utf8_lossy(m.body()).into_owned()).collect();
+    assert_eq!(bodies.len(), 22, "{bodies:?}");
+    assert!(bodies.contains("oneway") && bodies.contains("batch 4") && bodies.contains("async 3"));
+
+    // The batch is stored together, in order, in one queue.
+    let batch_queue = &all[&batch_result.queue];
+    let in_batch: Vec<String> = batch_queue
+        .iter()
+        .filter(|m| m.body().starts_with(b"batch"))
+        .map(|m| String::from_utf8_lossy(m.body()).into_owned())
+        .collect();
+    assert_eq!(in_batch, (0..5).map(|i| format!("batch {i}")).collect::<Vec<_>>());
+
+    for (queue, messages) in &all {
+        for (i, m) in messages.iter().enumerate() {
+            assert_eq!(m.queue_offset(), i as i64, "offsets are dense in {queue:?}");
+            assert_eq!(m.queue_id(), queue.queue_id);
+            assert_eq!(m.topic(), "TopicSends");
+        }
+    }
+    let by_id: BTreeMap<String, &MessageExt> = all.values().flatten().map(|m| (m.msg_id(), m)).collect();
+    for (i, r) in results.iter().take(12).enumerate() {
+        let m = by_id.get(&r.msg_id).unwrap_or_else(|| panic!("message {} pulled back", r.msg_id));
+        assert_eq!(m.body().as_ref(), format!("sync {i}").as_bytes());
+        assert_eq!(m.offset_msg_id(), r.offset_msg_id);
+        assert_eq!(m.queue_offset(), r.queue_offset);
+        assert_eq!(m.keys(), vec![format!("key-{i}").as_str()]);
+        assert_eq!(m.property("color"), Some("blue"));
+        assert_eq!(m.tags(), Some(if i % 2 == 0 { "TagA" } else { "TagB" }));
+    }
+
+    // Tag filters: the broker by hash, the client by exact tag.
+    let tag_b = pull_all(&consumer, "TopicSends", "TagB").await;
+    let tag_b: Vec<&MessageExt> = tag_b.values().flatten().collect();
+    assert_eq!(tag_b.len(), 6 + 5);
+    assert!(tag_b.iter().all(|m| m.tags() == Some("TagB")));
+
+    // Offsets: commit, read back; min/max; an illegal offset is reported as such.
+    let queue = batch_result.queue.clone();
+    assert_eq!(
+        consumer.committed_offset(&queue).await.expect("query"),
+        Some(0),
+        "no stored offset while the first message is in memory reads as 0"
+    );
+    consumer.commit_offset(&queue, 3).await.expect("commit");
+    assert_eq!(consumer.committed_offset(&queue).await.expect("query"), Some(3));
+    let max = consumer.max_offset(&queue).await.expect("max");
+    assert_eq!(max, all[&queue].len() as i64);
+    assert_eq!(consumer.min_offset(&queue).await.expect("min"), 0);
+    let far = consumer.pull(&queue, "*", max + 100, 8).await.expect("pull past the end");
+    assert_eq!(far.status, PullStatus::OffsetIllegal);
+    // Java's correction: back to the minimum offset while it is 0.
+    assert_eq!(far.next_begin_offset, 0);
+    assert_eq!(far.max_offset, max);
+    let first_time = all[&queue][0].store_timestamp();
+    assert_eq!(consumer.offset_for_timestamp(&queue, first_time).await.expect("search"), 0);
+
+    producer.shutdown().await;
+    consumer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_to_an_unknown_topic_creates_it_and_ordered_sends_keep_their_queue() {
+    let broker = TestBroker::start();
+    let producer = producer(&broker);
+    let first = producer.send(Message::new("TopicAuto", "created by a send")).await.expect("send creates the topic");
+    assert_eq!(first.status, SendStatus::SendOk);
+
+    let mut by_key: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
+    for i in 0..24 {
+        let key = format!("order-{}", i % 3);
+        let r = producer.send_ordered(Message::new("TopicAuto", format!("{key} step {}", i / 3)), &key).await;
+        by_key.entry(key).or_default().insert(r.expect("ordered send").queue.queue_id);
+    }
+    for (key, queues) in &by_key {
+        assert_eq!(queues.len(), 1, "{key} stayed on one queue");
+    }
+    let consumer = pull_consumer(&broker, "CG_ordered");
+    let all = pull_all(&consumer, "TopicAuto", "*").await;
+    for key in by_key.keys() {
+        let steps: Vec<String> = all
+            .values()
+            .flatten()
+            .map(|m| String::from_utf8_lossy(m.body()).into_owned())
+            .filter(|b| b.starts_with(&format!("{key} ")))
+            .collect();
+        assert_eq!(steps, (0..8).map(|s| format!("{key} step {s}")).collect::<Vec<_>>());
+    }
+    producer.shutdown().await;
+    consumer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_sends_fail_with_clear_errors() {
+    let broker = TestBroker::start_in(tempfile::tempdir().expect("tempdir"), |c| c.max_message_size = 1024);
+    broker.create_topic("TopicSmall", 2);
+    let producer = producer(&broker);
+    let err = producer.send(Message::new("bad topic!", "x")).await.expect_err("bad topic");
+    assert!(matches!(err, ClientError::InvalidMessage(_)), "{err}");
+    let err = producer.send(Message::new("TopicSmall", "")).await.expect_err("empty body");
+    assert!(err.to_string().contains("zero"), "{err}");
+    // The broker's own limit is smaller than the client's: MESSAGE_ILLEGAL, not retried.
+    let err = producer.send(Message::new("TopicSmall", vec![b'x'; 4096])).await.expect_err("too big for the broker");
+    assert_eq!(err.response_code(), Some(wire::code::response::MESSAGE_ILLEGAL), "{err}");
+    producer.shutdown().await;
+
+    let nowhere = Producer::start(ProducerConfig::new("PG_nowhere", "127.0.0.1:1")).expect("producer");
+    let err = nowhere.send(Message::new("TopicSmall", "x")).await.expect_err("no name server");
+    assert!(err.is_transport(), "{err}");
+    assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+}
+
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+async fn push_consumer(broker: &TestBroker, group: &str, model: MessageModel, seen: Seen, who: &str) -> PushConsumer {
+    let mut config = PushConsumerConfig::new(group, broker.namesrv().to_string());
+    config.model = model;
+    config.consume_from = ConsumeFrom::FirstOffset;
+    config.suspend = Duration::from_secs(2);
+    config.rebalance_interval = Duration::from_secs(2);
+    config.commit_interval = Duration::from_millis(200);
+    let who = who.to_string();
+    PushConsumer::start(config, &[("TopicPush", "*")], move |m: MessageExt| {
+        let seen = seen.clone();
+        let who = who.clone();
+        async move {
+            seen.lock().expect("seen").push((who, String::from_utf8_lossy(m.body()).into_owned()));
+            ConsumeResult::Success
+        }
+    })
+    .await
+    .expect("push consumer")
+}
+
+fn bodies_of(seen: &Seen, who: Option<&str>) -> BTreeSet<String> {
+    seen.lock().expect("seen").iter().filter(|(w, _)| who.is_none_or(|x| x == w)).map(|(_, b)| b.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clustering_rebalances_when_a_consumer_joins_and_leaves() {
+    let broker = TestBroker::start();
+    broker.create_topic("TopicPush", 8);
+    let producer = producer(&broker);
+    let seen: Seen = Arc::default();
+
+    let a = push_consumer(&broker, "CG_cluster", MessageModel::Clustering, seen.clone(), "a").await;
+    let owned = |c: &PushConsumer| c.assigned_queues().iter().filter(|q| q.topic == "TopicPush").count();
+    wait_until("a owns all 8 queues", || owned(&a) == 8).await;
+    for i in 0..20 {
+        producer.send(Message::new("TopicPush", format!("first {i}"))).await.expect("send");
+    }
+    let first: BTreeSet<String> = (0..20).map(|i| format!("first {i}")).collect();
+    wait_until("a consumed the first 20", || bodies_of(&seen, None).is_superset(&first)).await;
+
+    let b = push_consumer(&broker, "CG_cluster", MessageModel::Clustering, seen.clone(), "b").await;
+    wait_until("a and b own 4 queues each", || owned(&a) == 4 && owned(&b) == 4).await;
+    let (qa, qb): (BTreeSet<_>, BTreeSet<_>) =
+        (a.assigned_queues().into_iter().collect(), b.assigned_queues().into_iter().collect());
+    assert!(qa.is_disjoint(&qb), "no queue owned twice: {qa:?} {qb:?}");
+    for i in 0..40 {
+        producer.send(Message::new("TopicPush", format!("second {i}"))).await.expect("send");
+    }
+    let second: BTreeSet<String> = (0..40).map(|i| format!("second {i}")).collect();
+    wait_until("the second 40 consumed", || bodies_of(&seen, None).is_superset(&second)).await;
+    let by_b: BTreeSet<String> = bodies_of(&seen, Some("b")).intersection(&second).cloned().collect();
+    let by_a: BTreeSet<String> = bodies_of(&seen, Some("a")).intersection(&second).cloned().collect();
+    assert!(!by_a.is_empty() && !by_b.is_empty(), "both consumed: a {} b {}", by_a.len(), by_b.len());
+    assert!(bodies_of(&seen, Some("b")).is_disjoint(&first), "b never re-read what a committed");
+
+    b.shutdown(Duration::from_secs(5)).await;
+    wait_until("a owns all 8 queues again", || owned(&a) == 8).await;
+    for i in 0..10 {
+        producer.send(Message::new("TopicPush", format!("third {i}"))).await.expect("send");
+    }
+    let third: BTreeSet<String> = (0..10).map(|i| format!("third {i}")).collect();
+    wait_until("a consumed the third 10", || bodies_of(&seen, Some("a")).is_superset(&third)).await;
+    a.shutdown(Duration::from_secs(5)).await;
+    producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasting_gives_every_consumer_every_message() {
+    let broker = TestBroker::start();
+    broker.create_topic("TopicPush", 4);
+    let producer = producer(&broker);
+    let seen: Seen = Arc::default();
+    let a = push_consumer(&broker, "CG_broadcast", MessageModel::Broadcasting, seen.clone(), "a").await;
+    let b = push_consumer(&broker, "CG_broadcast", MessageModel::Broadcasting, seen.clone(), "b").await;
+    assert_eq!(a.assigned_queues().len(), 4);
+    assert_eq!(b.assigned_queues().len(), 4);
+    for i in 0..12 {
+        producer.send(Message::new("TopicPush", format!("all {i}"))).await.expect("send");
+    }
+    let all: BTreeSet<String> = (0..12).map(|i| format!("all {i}")).collect();
+    wait_until("both consumed all 12", || {
+        bodies_of(&seen, Some("a")).is_superset(&all) && bodies_of(&seen, Some("b")).is_superset(&all)
+    })
+    .await;
+    a.shutdown(Duration::from_secs(5)).await;
+    b.shutdown(Duration::from_secs(5)).await;
+    producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_resumes_from_its_committed_offsets_after_a_broker_restart() {
+    let broker = TestBroker::start();
+    broker.create_topic("TopicPush", 4);
+    let producer = producer(&broker);
+    for i in 0..10 {
+        producer.send(Message::new("TopicPush", format!("before {i}"))).await.expect("send");
+    }
+    let seen: Seen = Arc::default();
+    let consumer = push_consumer(&broker, "CG_resume", MessageModel::Clustering, seen.clone(), "a").await;
+    let before: BTreeSet<String> = (0..10).map(|i| format!("before {i}")).collect();
+    wait_until("the first 10 consumed", || bodies_of(&seen, None).is_superset(&before)).await;
+    consumer.shutdown(Duration::from_secs(5)).await;
+    producer.shutdown().await;
+
+    let broker = broker.restart();
+    let producer = self::producer(&broker);
+    for i in 0..10 {
+        producer.send(Message::new("TopicPush", format!("after {i}"))).await.expect("send");
+    }
+    let again: Seen = Arc::default();
+    let consumer = push_consumer(&broker, "CG_resume", MessageModel::Clustering, again.clone(), "a").await;
+    let after: BTreeSet<String> = (0..10).map(|i| format!("after {i}")).collect();
+    wait_until("the next 10 consumed", || bodies_of(&again, None).is_superset(&after)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(bodies_of(&again, None), after, "nothing committed before the restart came again");
+    consumer.shutdown(Duration::from_secs(5)).await;
+    producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_handler_gets_the_message_again() {
+    let broker = TestBroker::start();
+    broker.create_topic("TopicPush", 2);
+    let producer = producer(&broker);
+    let attempts: Arc<Mutex<BTreeMap<String, u32>>> = Arc::default();
+    let mut config = PushConsumerConfig::new("CG_retry", broker.namesrv().to_string());
+    config.consume_from = ConsumeFrom::FirstOffset;
+    config.suspend = Duration::from_secs(2);
+    let counter = attempts.clone();
+    let consumer = PushConsumer::start(config, &[("TopicPush", "*")], move |m: MessageExt| {
+        let counter = counter.clone();
+        async move {
+            let body = String::from_utf8_lossy(m.body()).into_owned();
+            let mut attempts = counter.lock().expect("attempts");
+            let n = attempts.entry(body).or_default();
+            *n += 1;
+            if *n == 1 {
+                ConsumeResult::Later
+            } else {
+                ConsumeResult::Success
+            }
+        }
+    })
+    .await
+    .expect("push consumer");
+    producer.send(Message::new("TopicPush", "flaky")).await.expect("send");
+    wait_until("the message came a second time", || {
+        attempts.lock().expect("attempts").get("flaky").copied().unwrap_or(0) >= 2
+    })
+    .await;
+    consumer.shutdown(Duration::from_secs(5)).await;
+    producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_manages_topics_and_reports_progress() {
+    let broker = TestBroker::start();
+    let admin = Admin::start(ClientConfig::new(broker.namesrv().to_string())).expect("admin");
+    let clusters = admin.cluster_info().await.expect("cluster info");
+    assert_eq!(clusters.broker_addr_table.len(), 1);
+    let addrs = admin.create_topic(&TopicSpec::new("TopicAdmin", 3), &Target::Cluster(None)).await.expect("create");
+    assert_eq!(addrs, vec![broker.addr().to_string()]);
+    let deadline = Instant::now() + WAIT;
+    while !admin.topic_list().await.expect("list").contains("TopicAdmin") {
+        assert!(Instant::now() < deadline, "the topic never reached the name server");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let route = admin.topic_route("TopicAdmin").await.expect("route");
+    assert_eq!(route.queue_datas[0].write_queue_nums, 3);
+
+    let mut wider = TopicSpec::new("TopicAdmin", 6);
+    wider.read_queues = 6;
+    admin.create_topic(&wider, &Target::Broker(broker.addr().to_string())).await.expect("update");
+    let deadline = Instant::now() + WAIT;
+    while admin.topic_route("TopicAdmin").await.expect("route").queue_datas[0].write_queue_nums != 6 {
+        assert!(Instant::now() < deadline, "the update never reached the name server");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let producer = producer(&broker);
+    for i in 0..9 {
+        producer.send(Message::new("TopicAdmin", format!("m{i}"))).await.expect("send");
+    }
+    let stats = admin.topic_stats("TopicAdmin").await.expect("stats");
+    assert_eq!(stats.offset_table.len(), 6);
+    assert_eq!(stats.offset_table.values().map(|o| o.max_offset).sum::<i64>(), 9);
+
+    let consumer = pull_consumer(&broker, "CG_admin");
+    let queue = consumer.queues("TopicAdmin").await.expect("queues").remove(0);
+    consumer.commit_offset(&queue, 1).await.expect("commit");
+    let progress = admin.consume_stats("CG_admin", Some("TopicAdmin")).await.expect("progress");
+    let total_lag: i64 = progress.offset_table.values().map(|o| o.broker_offset - o.consumer_offset).sum();
+    assert!(total_lag >= 8, "lag {total_lag}: {progress:?}");
+    assert!(admin.consume_stats("CG_nobody", None).await.is_err());
+
+    let runtime = admin.broker_runtime(&broker.addr().to_string()).await.expect("runtime");
+    assert!(runtime.contains_key("msgPutTotalTodayNow"), "{runtime:?}");
+    let config = admin.broker_config(&broker.addr().to_string()).await.expect("config");
+    assert_eq!(config.get("brokerName").map(String::as_str), Some("broker-a"), "{config:?}");
+
+    admin.delete_topic("TopicAdmin", &Target::Cluster(None)).await.expect("delete");
+    assert!(!admin.topic_list().await.expect("list").contains("TopicAdmin"));
+    assert!(matches!(admin.topic_route("TopicAdmin").await, Err(ClientError::NoRoute { .. })));
+    producer.shutdown().await;
+    consumer.shutdown().await;
+    admin.shutdown().await;
+}
