@@ -9,6 +9,17 @@
 //! - [`Admin`]: topics, clusters, routes, stats, consumer progress, broker runtime and config.
 //!
 //! Runs on tokio: see the crate README for why.
+//!
+//! ```no_run
+//! use client::{Message, Producer, ProducerConfig};
+//!
+//! # async fn run() -> client::Result<()> {
+//! let producer = Producer::start(ProducerConfig::new("my-producer-group", "127.0.0.1:9876"))?;
+//! let result = producer.send(Message::new("TopicTest", "hello").with_tags("TagA")).await?;
+//! println!("{} at {:?} offset {}", result.msg_id, result.queue, result.queue_offset);
+//! producer.shutdown().await;
+//! # Ok(()) }
+//! ```
 
 mod admin;
 mod consumer;

@@ -229,3 +229,51 @@ pub fn json_result(out: &Output) -> serde_json::Value {
     let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON in: {stdout}"));
     serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON {line}: {e}"))
 }
+
+/// The `apogee` CLI binary next to the test executables. `cargo test --workspace` builds it;
+/// when it is missing (a test run of this crate alone), it is built here.
+pub fn apogee_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory");
+    let bin = dir.join("apogee");
+    if !bin.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "client", "--bin", "apogee"])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the apogee CLI failed");
+    }
+    bin
+}
+
+/// Runs `apogee args…` with `stdin` as its input, killed after `CLIENT_TIMEOUT`.
+pub fn run_apogee(args: &[&str], stdin: &str) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = Command::new(apogee_bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("start apogee");
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes()).expect("write stdin");
+    }
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("apogee {args:?} timed out; stderr: {}", std::fs::read_to_string(&err_path).unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: std::fs::read(&out_path).expect("stdout"),
+        stderr: std::fs::read(&err_path).expect("stderr"),
+    }
+}

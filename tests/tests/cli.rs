@@ -1,0 +1,150 @@
+//! The `apogee` CLI against a real broker: topic administration, a send / consume round trip,
+//! and errors that say what went wrong with a nonzero exit.
+
+use std::process::Output;
+
+use apogee_tests::{run_apogee, TestBroker};
+use serde_json::Value;
+
+fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "apogee failed: {}\nstdout: {stdout}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_str(&ok(out)).expect("one JSON document")
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    ok(out).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+}
+
+#[test]
+fn topics_are_created_listed_routed_and_deleted() {
+    let broker = TestBroker::start();
+    let ns = broker.namesrv().to_string();
+    let created = json(&run_apogee(&["-n", &ns, "topic", "create", "-t", "CliTopic", "-q", "3", "--json"], ""));
+    assert_eq!(created["brokers"][0], broker.addr().to_string());
+
+    let table = ok(&run_apogee(&["-n", &ns, "cluster", "list"], ""));
+    assert!(table.starts_with("CLUSTER"), "{table}");
+    assert!(table.contains(&broker.addr().to_string()), "{table}");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let topics = json(&run_apogee(&["-n", &ns, "topic", "list", "--json"], ""));
+        if topics.as_array().expect("array").iter().any(|t| t == "CliTopic") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "CliTopic never listed: {topics}");
+    }
+    let route = json(&run_apogee(&["-n", &ns, "topic", "route", "-t", "CliTopic", "--json"], ""));
+    assert_eq!(route["queueDatas"][0]["writeQueueNums"], 3, "{route}");
+    let updated =
+        run_apogee(&["-n", &ns, "topic", "update", "-t", "CliTopic", "-q", "5", "-b", &broker.addr().to_string()], "");
+    assert!(ok(&updated).contains("CliTopic"));
+
+    let config = json(&run_apogee(&["-n", &ns, "broker", "config", "-b", &broker.addr().to_string(), "--json"], ""));
+    assert_eq!(config["brokerName"], "broker-a");
+    let runtime = ok(&run_apogee(&["-n", &ns, "broker", "runtime", "-b", &broker.addr().to_string()], ""));
+    assert!(runtime.contains("msgPutTotalTodayNow"), "{runtime}");
+
+    ok(&run_apogee(&["-n", &ns, "topic", "delete", "-t", "CliTopic"], ""));
+    let topics = json(&run_apogee(&["-n", &ns, "topic", "list", "--json"], ""));
+    assert!(!topics.as_array().expect("array").iter().any(|t| t == "CliTopic"), "{topics}");
+}
+
+#[test]
+fn send_then_consume_round_trips_with_tags_keys_and_properties() {
+    let broker = TestBroker::start();
+    broker.create_topic("CliRoundTrip", 2);
+    let ns = broker.namesrv().to_string();
+    let sent = json_lines(&run_apogee(
+        &[
+            "-n",
+            &ns,
+            "send",
+            "-t",
+            "CliRoundTrip",
+            "--tags",
+            "TagCli",
+            "-k",
+            "k1,k2",
+            "-p",
+            "color=green",
+            "--json",
+            "first",
+            "second",
+        ],
+        "",
+    ));
+    assert_eq!(sent.len(), 2);
+    let piped = json_lines(&run_apogee(
+        &["-n", &ns, "send", "-t", "CliRoundTrip", "--json"],
+        "line one\nline two\nline three\n",
+    ));
+    assert_eq!(piped.len(), 3);
+    assert!(sent.iter().chain(&piped).all(|s| s["status"] == "SendOk"));
+
+    let got = json_lines(&run_apogee(
+        &["-n", &ns, "consume", "-t", "CliRoundTrip", "--from-beginning", "--count", "5", "--timeout", "20", "--json"],
+        "",
+    ));
+    assert_eq!(got.len(), 5);
+    let mut bodies: Vec<&str> = got.iter().map(|m| m["body"].as_str().expect("body")).collect();
+    bodies.sort();
+    assert_eq!(bodies, ["first", "line one", "line three", "line two", "second"]);
+    let first = got.iter().find(|m| m["body"] == "first").expect("first");
+    assert_eq!(first["tags"], "TagCli");
+    assert_eq!(first["keys"], serde_json::json!(["k1", "k2"]));
+    assert_eq!(first["properties"]["color"], "green");
+    assert_eq!(first["msgId"], sent[0]["msgId"]);
+
+    let stats = json(&run_apogee(&["-n", &ns, "topic", "stats", "-t", "CliRoundTrip", "--json"], ""));
+    let total: i64 = stats.as_array().expect("rows").iter().map(|r| r["maxOffset"].as_i64().expect("max")).sum();
+    assert_eq!(total, 5);
+
+    // Tag filter, and a plain-text listing.
+    let tagged = ok(&run_apogee(
+        &[
+            "-n",
+            &ns,
+            "consume",
+            "-t",
+            "CliRoundTrip",
+            "--from-beginning",
+            "--tags",
+            "TagCli",
+            "--count",
+            "2",
+            "--timeout",
+            "20",
+        ],
+        "",
+    ));
+    assert_eq!(tagged.lines().count(), 2, "{tagged}");
+    assert!(tagged.lines().all(|l| l.contains("tags=TagCli")), "{tagged}");
+}
+
+#[test]
+fn errors_say_what_went_wrong_and_exit_nonzero() {
+    let broker = TestBroker::start();
+    let ns = broker.namesrv().to_string();
+    let failures: [(&[&str], &str); 4] = [
+        (&["-n", &ns, "topic", "create", "-t", "bad name!"], "not a valid topic name"),
+        (&["-n", "127.0.0.1:1", "topic", "list"], "127.0.0.1:1"),
+        (&["-n", &ns, "topic", "route", "-t", "NoSuchTopic"], "no route for topic NoSuchTopic"),
+        (&["-n", &ns, "consume", "-t", "NoSuchTopic", "--count", "1"], "NoSuchTopic"),
+    ];
+    for (args, expected) in failures {
+        let out = run_apogee(args, "");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(stderr.contains("error:") && stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    broker.create_topic("CliQuiet", 1);
+    let out = run_apogee(&["-n", &ns, "consume", "-t", "CliQuiet", "--count", "1", "--timeout", "1"], "");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only 0 of 1 messages arrived"));
+}
