@@ -7,6 +7,7 @@ mod admin;
 pub mod clients;
 pub mod config;
 mod error;
+pub mod locks;
 pub mod metadata;
 mod processor;
 mod registrar;

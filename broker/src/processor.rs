@@ -9,8 +9,8 @@ use bytes::{Bytes, BytesMut};
 use glommio::channels::local_channel;
 use tracing::{info, warn};
 use wire::body::{
-    perm, GetConsumerListByGroupResponseBody, HeartbeatData, JsonBody, MessageModel, SubscriptionData,
-    SubscriptionGroupConfig, TopicConfig, TopicFilterType,
+    perm, GetConsumerListByGroupResponseBody, HeartbeatData, JsonBody, LockBatchRequestBody, LockBatchResponseBody,
+    MessageModel, SubscriptionData, SubscriptionGroupConfig, TopicConfig, TopicFilterType, UnlockBatchRequestBody,
 };
 use wire::code::{request as req, response as resp};
 use wire::header::pull_sys_flag;
@@ -55,9 +55,24 @@ pub async fn process(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand) -> O
         req::GET_CONSUME_STATS => crate::admin::consume_stats(b, &cmd).await,
         req::GET_CONSUMER_CONNECTION_LIST => crate::admin::consumer_connections(b, &cmd),
         req::GET_PRODUCER_CONNECTION_LIST => crate::admin::producer_connections(b, &cmd),
+        req::LOCK_BATCH_MQ => lock_batch(b, &cmd),
+        req::UNLOCK_BATCH_MQ => unlock_batch(b, &cmd),
         code => Err(error(&cmd, resp::REQUEST_CODE_NOT_SUPPORTED, format!(" request type {code} not supported"))),
     };
     Some(answer.unwrap_or_else(|e| e))
+}
+
+fn lock_batch(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let request: LockBatchRequestBody = body(cmd)?;
+    let locked =
+        b.queue_locks.borrow_mut().try_lock(&request.consumer_group, &request.mq_set, &request.client_id, now_ms());
+    Ok(ok(cmd).with_body(LockBatchResponseBody { lock_ok_mq_set: locked }.encode()))
+}
+
+fn unlock_batch(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let request: UnlockBatchRequestBody = body(cmd)?;
+    b.queue_locks.borrow_mut().unlock(&request.consumer_group, &request.mq_set, &request.client_id);
+    Ok(ok(cmd))
 }
 
 pub(crate) fn ok(cmd: &RemotingCommand) -> RemotingCommand {

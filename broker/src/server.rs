@@ -64,6 +64,8 @@ pub struct Broker {
     pub conns: RefCell<HashMap<ConnId, Rc<Conn>>>,
     /// Pulls suspended on a queue, woken by the next durable put to it.
     pub holds: RefCell<PullHolds>,
+    /// Queue locks of orderly consumers.
+    pub queue_locks: RefCell<crate::locks::QueueLocks>,
     /// The address in message ids and registrations (`brokerIP1:listenPort`).
     pub store_host: SocketAddr,
     pub in_flight: Cell<usize>,
@@ -273,6 +275,7 @@ async fn run(
         clients: RefCell::new(Clients::default()),
         conns: RefCell::new(HashMap::new()),
         holds: RefCell::new(HashMap::new()),
+        queue_locks: RefCell::default(),
         store_host,
         in_flight: Cell::new(0),
         suspended: Cell::new(0),

@@ -415,3 +415,78 @@ async fn admin_manages_topics_and_reports_progress() {
     consumer.shutdown().await;
     admin.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orderly_consumers_never_share_a_queue_and_keep_each_key_in_order() {
+    let broker = TestBroker::start();
+    broker.create_topic("TopicOrderly", 4);
+    let producer = producer(&broker);
+    // Queue id → the consumer handling a message of it right now.
+    let active: Arc<Mutex<BTreeMap<i32, String>>> = Arc::default();
+    let overlaps: Arc<Mutex<Vec<String>>> = Arc::default();
+    let order: Arc<Mutex<BTreeMap<String, Vec<u32>>>> = Arc::default();
+    let start = |who: &'static str| {
+        let mut config = PushConsumerConfig::new("CG_orderly", broker.namesrv().to_string());
+        config.orderly = true;
+        config.consume_from = ConsumeFrom::FirstOffset;
+        config.suspend = Duration::from_secs(1);
+        config.rebalance_interval = Duration::from_millis(500);
+        config.commit_interval = Duration::from_millis(100);
+        let (active, overlaps, order) = (active.clone(), overlaps.clone(), order.clone());
+        PushConsumer::start(config, &[("TopicOrderly", "*")], move |m: MessageExt| {
+            let (active, overlaps, order) = (active.clone(), overlaps.clone(), order.clone());
+            async move {
+                if let Some(other) = active.lock().expect("active").insert(m.queue_id(), who.to_string()) {
+                    overlaps
+                        .lock()
+                        .expect("overlaps")
+                        .push(format!("queue {} held by {other} and {who}", m.queue_id()));
+                }
+                tokio::time::sleep(Duration::from_millis(3)).await;
+                let body = String::from_utf8_lossy(m.body()).into_owned();
+                let (key, step) = body.split_once(' ').expect("key step");
+                order.lock().expect("order").entry(key.to_string()).or_default().push(step.parse().expect("step"));
+                active.lock().expect("active").remove(&m.queue_id());
+                ConsumeResult::Success
+            }
+        })
+    };
+    let a = start("a").await.expect("a");
+    let mut b_task = None;
+    for step in 0..20u32 {
+        for key in ["k0", "k1", "k2", "k3", "k4", "k5"] {
+            producer.send_ordered(Message::new("TopicOrderly", format!("{key} {step}")), key).await.expect("send");
+        }
+        if step == 5 {
+            // b joins while a is busy: the queues move over only after a lets go of them.
+            let b = start("b").await.expect("b");
+            b_task = Some(tokio::spawn(async move {
+                let deadline = Instant::now() + WAIT;
+                while b.assigned_queues().is_empty() {
+                    assert!(Instant::now() < deadline, "b never got a queue lock");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                b.shutdown(Duration::from_secs(5)).await;
+            }));
+        }
+    }
+    let done = |order: &BTreeMap<String, Vec<u32>>| {
+        order.len() == 6 && order.values().all(|steps| steps.iter().collect::<BTreeSet<_>>().len() == 20)
+    };
+    wait_until("every step of every key consumed", || done(&order.lock().expect("order"))).await;
+    b_task.expect("b started").await.expect("b held queues, then left");
+    assert!(overlaps.lock().expect("overlaps").is_empty(), "{:?}", overlaps.lock().expect("overlaps"));
+    for (key, steps) in order.lock().expect("order").iter() {
+        // A queue that moves may deliver its unfinished tail again; first deliveries stay in order.
+        let mut first_seen = Vec::new();
+        for s in steps {
+            if !first_seen.contains(s) {
+                first_seen.push(*s);
+            }
+        }
+        assert_eq!(first_seen, (0..20).collect::<Vec<_>>(), "{key}: {steps:?}");
+    }
+    a.shutdown(Duration::from_secs(5)).await;
+    producer.shutdown().await;
+}

@@ -15,7 +15,10 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
-use wire::body::{self, ConsumeType, ConsumerData, MessageQueue, SubscriptionData};
+use wire::body::{
+    self, ConsumeType, ConsumerData, JsonBody, LockBatchRequestBody, LockBatchResponseBody, MessageQueue,
+    SubscriptionData, UnlockBatchRequestBody,
+};
 use wire::code::request;
 use wire::header::ConsumerSendMsgBackRequestHeader;
 use wire::message::topic;
@@ -77,6 +80,13 @@ pub struct PushConsumerConfig {
     pub commit_interval: Duration,
     /// Pause after a failed pull (`pullTimeDelayMillsWhenException` is 3 s in Java).
     pub pull_error_delay: Duration,
+    /// Orderly consumption (Java's `MessageListenerOrderly`): a queue is consumed only while
+    /// this consumer holds its lock at the broker (LOCK_BATCH_MQ, renewed at each rebalance),
+    /// one message at a time in queue order; a failed message is handled again here after
+    /// `suspend_current_queue` instead of being sent back, so nothing overtakes it.
+    pub orderly: bool,
+    /// Pause before handling a failed message again in orderly mode.
+    pub suspend_current_queue: Duration,
 }
 
 impl PushConsumerConfig {
@@ -94,6 +104,8 @@ impl PushConsumerConfig {
             rebalance_interval: Duration::from_secs(20),
             commit_interval: Duration::from_secs(5),
             pull_error_delay: Duration::from_secs(1),
+            orderly: false,
+            suspend_current_queue: Duration::from_secs(1),
         }
     }
 }
@@ -127,10 +139,19 @@ struct Worker {
     task: JoinHandle<()>,
 }
 
+impl Worker {
+    fn stop_now(&self) {
+        self.progress.stopped.store(true, Ordering::Release);
+        self.stop.notify_one();
+    }
+}
+
 /// What a queue's worker has pulled and what is still being handled.
 struct Progress {
     queue: MessageQueue,
     state: Mutex<ProgressState>,
+    /// Set when the queue is let go; an orderly worker stops between messages.
+    stopped: AtomicBool,
 }
 
 #[derive(Default)]
@@ -252,15 +273,20 @@ impl PushConsumer {
         }
         let workers: Vec<Worker> = std::mem::take(&mut *lock(&inner.workers)).into_values().collect();
         for worker in &workers {
-            worker.stop.notify_one();
+            worker.stop_now();
         }
         let deadline = tokio::time::Instant::now() + grace;
+        let mut released = BTreeSet::new();
         for worker in workers {
             let _ = tokio::time::timeout_at(deadline, worker.task).await;
-            while worker.progress.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+            while !inner.config.orderly && worker.progress.in_flight() > 0 && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             inner.commit(&worker.progress).await;
+            released.insert(worker.progress.queue.clone());
+        }
+        if inner.config.orderly {
+            inner.unlock_queues(&released).await;
         }
         inner.instance.shutdown().await;
     }
@@ -297,6 +323,10 @@ impl Inner {
                 }
             }
         }
+        if self.config.orderly {
+            // Only queues whose lock we hold (newly taken or renewed) are consumed.
+            wanted = self.lock_queues(&wanted).await;
+        }
         let removed: Vec<Worker> = {
             let mut workers = lock(&self.workers);
             let gone: Vec<MessageQueue> = workers.keys().filter(|q| !wanted.contains(*q)).cloned().collect();
@@ -304,11 +334,14 @@ impl Inner {
         };
         for worker in removed {
             tracing::info!(queue = ?worker.progress.queue, "queue handed over");
-            worker.stop.notify_one();
+            worker.stop_now();
             let inner = self.clone();
             tokio::spawn(async move {
                 let _ = worker.task.await;
                 inner.commit(&worker.progress).await;
+                if inner.config.orderly {
+                    inner.unlock_queues(&BTreeSet::from([worker.progress.queue.clone()])).await;
+                }
             });
         }
         let mut workers = lock(&self.workers);
@@ -317,10 +350,73 @@ impl Inner {
                 continue;
             }
             tracing::info!(?queue, "queue taken");
-            let progress = Arc::new(Progress { queue: queue.clone(), state: Mutex::new(ProgressState::default()) });
+            let progress = Arc::new(Progress {
+                queue: queue.clone(),
+                state: Mutex::new(ProgressState::default()),
+                stopped: AtomicBool::new(false),
+            });
             let stop = Arc::new(Notify::new());
             let task = tokio::spawn(run_queue(self.clone(), progress.clone(), stop.clone()));
             workers.insert(queue, Worker { progress, stop, task });
+        }
+    }
+
+    /// LOCK_BATCH_MQ at each queue's broker; returns the queues this client holds now.
+    async fn lock_queues(&self, queues: &BTreeSet<MessageQueue>) -> BTreeSet<MessageQueue> {
+        let mut locked = BTreeSet::new();
+        for (broker_name, mq_set) in by_broker(queues) {
+            let body = LockBatchRequestBody {
+                client_id: self.instance.client_id.clone(),
+                consumer_group: self.config.group.clone(),
+                mq_set,
+            };
+            match self.queue_lock_call(&broker_name, request::LOCK_BATCH_MQ, body.encode()).await {
+                Ok(answer) => match LockBatchResponseBody::decode(&answer.body) {
+                    Ok(response) => locked.extend(response.lock_ok_mq_set),
+                    Err(e) => tracing::warn!(broker = %broker_name, error = %e, "bad LOCK_BATCH_MQ answer"),
+                },
+                Err(e) => tracing::warn!(broker = %broker_name, error = %e, "queue lock failed"),
+            }
+        }
+        locked
+    }
+
+    /// UNLOCK_BATCH_MQ at each queue's broker, so another consumer can take them at once.
+    async fn unlock_queues(&self, queues: &BTreeSet<MessageQueue>) {
+        for (broker_name, mq_set) in by_broker(queues) {
+            let body = UnlockBatchRequestBody {
+                client_id: self.instance.client_id.clone(),
+                consumer_group: self.config.group.clone(),
+                mq_set,
+            };
+            if let Err(e) = self.queue_lock_call(&broker_name, request::UNLOCK_BATCH_MQ, body.encode()).await {
+                tracing::warn!(broker = %broker_name, error = %e, "queue unlock failed; the lock lapses in 60 s");
+            }
+        }
+    }
+
+    async fn queue_lock_call(&self, broker_name: &str, code: i32, body: Vec<u8>) -> Result<RemotingCommand> {
+        let addr = self.instance.routes.master_addr(broker_name).ok_or_else(|| ClientError::NoRoute {
+            topic: String::new(),
+            reason: format!("broker {broker_name} has no master"),
+        })?;
+        self.instance.call(&addr, RemotingCommand::request(code).with_body(body)).await
+    }
+
+    /// Runs the handler on `message` until it succeeds, pausing between attempts; false when
+    /// the queue was let go first (the message stays unfinished, for the next owner).
+    async fn consume_orderly(&self, progress: &Progress, message: &MessageExt) -> bool {
+        loop {
+            let handler = self.handler.clone();
+            let attempt = message.clone();
+            let result = tokio::spawn(async move { handler(attempt).await }).await.unwrap_or(ConsumeResult::Later);
+            if result == ConsumeResult::Success {
+                return true;
+            }
+            if progress.stopped.load(Ordering::Acquire) || self.stopping.load(Ordering::Acquire) {
+                return false;
+            }
+            tokio::time::sleep(self.config.suspend_current_queue).await;
         }
     }
 
@@ -489,6 +585,15 @@ async fn run_queue(inner: Arc<Inner>, progress: Arc<Progress>, stop: Arc<Notify>
         }
         offset = result.next_begin_offset;
         progress.advance(offset, result.messages.iter().map(MessageExt::queue_offset));
+        if config.orderly {
+            for message in result.messages {
+                if progress.stopped.load(Ordering::Acquire) || !inner.consume_orderly(&progress, &message).await {
+                    return;
+                }
+                progress.done(message.queue_offset());
+            }
+            continue;
+        }
         for message in result.messages {
             let permit = tokio::select! {
                 permit = inner.permits.clone().acquire_owned() => permit,
@@ -525,6 +630,14 @@ async fn commit_loop(inner: Arc<Inner>) {
             inner.commit(&progress).await;
         }
     }
+}
+
+fn by_broker(queues: &BTreeSet<MessageQueue>) -> BTreeMap<String, BTreeSet<MessageQueue>> {
+    let mut grouped: BTreeMap<String, BTreeSet<MessageQueue>> = BTreeMap::new();
+    for queue in queues {
+        grouped.entry(queue.broker_name.clone()).or_default().insert(queue.clone());
+    }
+    grouped
 }
 
 /// Java's `AllocateMessageQueueAveragely`: consecutive runs of queues, the first
