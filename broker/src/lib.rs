@@ -11,6 +11,8 @@ pub mod locks;
 pub mod metadata;
 mod processor;
 mod registrar;
+mod schedule;
+mod send_back;
 pub mod server;
 
 pub use config::BrokerConfig;

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use wire::body::perm;
 use wire::body::{
-    ConsumerOffsetSerializeWrapper, DataVersion, JsonBody, SubscriptionGroupConfig, SubscriptionGroupWrapper,
-    TopicConfig, TopicConfigSerializeWrapper,
+    ConsumerOffsetSerializeWrapper, DataVersion, DelayOffsetSerializeWrapper, JsonBody, SubscriptionGroupConfig,
+    SubscriptionGroupWrapper, TopicConfig, TopicConfigSerializeWrapper,
 };
 use wire::message::topic;
 
@@ -25,6 +25,8 @@ pub struct Metadata {
     pub groups: SubscriptionGroupWrapper,
     /// `topic@group` → queue id → offset.
     pub offsets: ConsumerOffsetSerializeWrapper,
+    /// Delay level → next offset to deliver in its SCHEDULE_TOPIC_XXXX queue.
+    pub delay_offsets: DelayOffsetSerializeWrapper,
     dir: PathBuf,
 }
 
@@ -34,6 +36,7 @@ pub enum MetaFile {
     Topics,
     Groups,
     Offsets,
+    DelayOffsets,
 }
 
 impl Metadata {
@@ -44,6 +47,7 @@ impl Metadata {
         let mut topics: TopicConfigSerializeWrapper = read_json(&dir.join("topics.json"))?.unwrap_or_default();
         let groups = read_json(&dir.join("subscriptionGroups.json"))?.unwrap_or_default();
         let offsets = read_json(&dir.join("consumerOffsets.json"))?.unwrap_or_default();
+        let delay_offsets = read_json(&dir.join("delayOffset.json"))?.unwrap_or_default();
         let table = &mut topics.topic_config_table;
         let mut system = |name: &str, queues: i32, perm: i32| {
             table.entry(name.to_owned()).or_insert_with(|| {
@@ -62,7 +66,7 @@ impl Metadata {
         system(OFFSET_MOVED_EVENT, 1, rw | perm::INHERIT);
         system(topic::SCHEDULE_TOPIC, SCHEDULE_QUEUES, rw);
         system(&format!("{}_REPLY_TOPIC", config.broker_cluster_name), 1, rw | perm::INHERIT);
-        Ok(Metadata { topics, groups, offsets, dir })
+        Ok(Metadata { topics, groups, offsets, delay_offsets, dir })
     }
 
     pub fn topic(&self, name: &str) -> Option<&TopicConfig> {
@@ -116,6 +120,7 @@ impl Metadata {
             MetaFile::Topics => (self.dir.join("topics.json"), self.topics.encode()),
             MetaFile::Groups => (self.dir.join("subscriptionGroups.json"), self.groups.encode()),
             MetaFile::Offsets => (self.dir.join("consumerOffsets.json"), self.offsets.encode()),
+            MetaFile::DelayOffsets => (self.dir.join("delayOffset.json"), self.delay_offsets.encode_fastjson()),
         }
     }
 

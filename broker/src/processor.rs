@@ -26,7 +26,7 @@ use crate::server::{now_ms, Broker, Conn};
 /// A ready answer either way: `Err` carries an error response.
 pub(crate) type Answer = Result<RemotingCommand, RemotingCommand>;
 
-const FAQ: &str = "\nSee http://rocketmq.apache.org/docs/faq/ for further details.";
+pub(crate) const FAQ: &str = "\nSee http://rocketmq.apache.org/docs/faq/ for further details.";
 
 pub async fn process(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand) -> Option<RemotingCommand> {
     let answer = match cmd.code {
@@ -55,6 +55,7 @@ pub async fn process(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand) -> O
         req::GET_CONSUME_STATS => crate::admin::consume_stats(b, &cmd).await,
         req::GET_CONSUMER_CONNECTION_LIST => crate::admin::consumer_connections(b, &cmd),
         req::GET_PRODUCER_CONNECTION_LIST => crate::admin::producer_connections(b, &cmd),
+        req::CONSUMER_SEND_MSG_BACK => crate::send_back::send_back(b, &cmd).await,
         req::LOCK_BATCH_MQ => lock_batch(b, &cmd),
         req::UNLOCK_BATCH_MQ => unlock_batch(b, &cmd),
         code => Err(error(&cmd, resp::REQUEST_CODE_NOT_SUPPORTED, format!(" request type {code} not supported"))),
@@ -87,7 +88,7 @@ pub(crate) fn header<H: CommandHeader>(cmd: &RemotingCommand) -> Result<H, Remot
     cmd.header::<H>().map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))
 }
 
-fn body<T: JsonBody>(cmd: &RemotingCommand) -> Result<T, RemotingCommand> {
+pub(crate) fn body<T: JsonBody>(cmd: &RemotingCommand) -> Result<T, RemotingCommand> {
     T::decode(&cmd.body).map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))
 }
 
@@ -171,7 +172,7 @@ async fn topic_for_send(
     Ok(access)
 }
 
-async fn save_topics(b: &Rc<Broker>) {
+pub(crate) async fn save_topics(b: &Rc<Broker>) {
     if let Err(e) = b.persist(MetaFile::Topics).await {
         warn!(error = %e, "topic configs not persisted");
     }
@@ -254,6 +255,7 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
             ..Default::default()
         };
         let put = b.store.put_message(msg).map_err(|e| store_error(cmd, e))?;
+        b.schedule.borrow().wake_for(&props);
         ids.push(message::offset_msg_id(b.store_host, put.durable.result().physical_offset));
         first_offset.get_or_insert(put.queue_offset);
         last = Some(put.durable);
@@ -278,7 +280,7 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
     Ok(RemotingCommand::response_to(cmd, code).with_header(&header))
 }
 
-fn store_error(cmd: &RemotingCommand, e: store::StoreError) -> RemotingCommand {
+pub(crate) fn store_error(cmd: &RemotingCommand, e: store::StoreError) -> RemotingCommand {
     use store::StoreError as E;
     match e {
         E::RecordTooLarge { .. } | E::BadRecord(_) => error(

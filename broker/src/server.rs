@@ -66,6 +66,8 @@ pub struct Broker {
     pub holds: RefCell<PullHolds>,
     /// Queue locks of orderly consumers.
     pub queue_locks: RefCell<crate::locks::QueueLocks>,
+    /// Wakes the delivery of delayed messages after a put to SCHEDULE_TOPIC_XXXX.
+    pub schedule: RefCell<crate::schedule::ScheduleWakers>,
     /// The address in message ids and registrations (`brokerIP1:listenPort`).
     pub store_host: SocketAddr,
     pub in_flight: Cell<usize>,
@@ -276,6 +278,7 @@ async fn run(
         conns: RefCell::new(HashMap::new()),
         holds: RefCell::new(HashMap::new()),
         queue_locks: RefCell::default(),
+        schedule: RefCell::default(),
         store_host,
         in_flight: Cell::new(0),
         suspended: Cell::new(0),
@@ -297,6 +300,9 @@ async fn run(
     tasks.push(glommio::spawn_local(crate::registrar::register_loop(broker.clone())));
     tasks.push(glommio::spawn_local(offset_flush_loop(broker.clone())));
     tasks.push(glommio::spawn_local(client_scan_loop(broker.clone())));
+    let (wakers, schedule_tasks) = crate::schedule::start(&broker);
+    *broker.schedule.borrow_mut() = wakers;
+    tasks.extend(schedule_tasks);
     info!(addr = %local_addr, store_host = %store_host, "broker listening");
     let _ = ready.send(Ok(local_addr));
 
@@ -315,7 +321,7 @@ async fn run(
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
     let mut problems = Vec::new();
-    for file in [MetaFile::Offsets, MetaFile::Groups, MetaFile::Topics] {
+    for file in [MetaFile::Offsets, MetaFile::DelayOffsets, MetaFile::Groups, MetaFile::Topics] {
         if let Err(e) = broker.persist(file).await {
             problems.push(e.to_string());
         }
@@ -453,9 +459,11 @@ async fn offset_flush_loop(broker: Rc<Broker>) {
     loop {
         glommio::timer::sleep(interval).await;
         if broker.offsets_dirty.replace(false) {
-            if let Err(e) = broker.persist(MetaFile::Offsets).await {
-                broker.offsets_dirty.set(true);
-                warn!(error = %e, "consumer offsets not persisted; retrying");
+            for file in [MetaFile::Offsets, MetaFile::DelayOffsets] {
+                if let Err(e) = broker.persist(file).await {
+                    broker.offsets_dirty.set(true);
+                    warn!(error = %e, ?file, "offsets not persisted; retrying");
+                }
             }
         }
     }

@@ -235,6 +235,9 @@ impl MessageStore {
             return Err(StoreError::BadRecord(format!("invalid topic name {:?}", msg.topic.as_str())));
         }
         let consumable = is_consumable(msg.sys_flag);
+        if consumable {
+            park_if_delayed(&self.inner.config.delay_levels_ms, &mut msg);
+        }
         let queue = consumable.then(|| self.queue_or_create(msg.topic.as_str(), msg.queue_id));
         msg.queue_offset = queue.as_ref().map_or(0, |q| q.max_offset());
         let durable = self.inner.log.append(&mut msg)?;
@@ -562,6 +565,28 @@ async fn load_queues(
 /// Prepared and rolled-back transaction messages are stored but no queue serves them.
 fn is_consumable(flag: i32) -> bool {
     matches!(sys_flag::transaction_type(flag), sys_flag::TRANSACTION_NOT_TYPE | sys_flag::TRANSACTION_COMMIT_TYPE)
+}
+
+/// A message with a delay level goes to SCHEDULE_TOPIC_XXXX, queue `level - 1`, its real topic
+/// and queue in REAL_TOPIC / REAL_QID, until the broker's schedule delivers it (Java does this in
+/// `CommitLog.putMessage`). Levels above the highest configured one mean the highest.
+fn park_if_delayed(delay_levels_ms: &[i64], msg: &mut StoredMessage) {
+    if msg.topic.as_str() == topic::SCHEDULE_TOPIC || delay_levels_ms.is_empty() {
+        return;
+    }
+    let Some(level) = msg.property(properties::DELAY_TIME_LEVEL).and_then(|l| l.trim().parse::<usize>().ok()) else {
+        return;
+    };
+    if level == 0 {
+        return;
+    }
+    let level = level.min(delay_levels_ms.len());
+    let mut props = properties::with(msg.properties.as_str(), properties::REAL_TOPIC, msg.topic.as_str());
+    props = properties::with(&props, properties::REAL_QUEUE_ID, &msg.queue_id.to_string());
+    props = properties::with(&props, properties::DELAY_TIME_LEVEL, &level.to_string());
+    msg.properties = props.into();
+    msg.topic = topic::SCHEDULE_TOPIC.into();
+    msg.queue_id = level as i32 - 1;
 }
 
 /// The unit's tag code: the tag's hash, or for a parked delayed message its delivery time.

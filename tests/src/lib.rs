@@ -86,9 +86,14 @@ impl TestBroker {
 
     /// Stops the broker cleanly and starts it again on the same store (on new ports).
     pub fn restart(self) -> TestBroker {
+        self.restart_with(|_| {})
+    }
+
+    /// As [`TestBroker::restart`], the new start's config adjusted by `adjust`.
+    pub fn restart_with(self, adjust: impl FnOnce(&mut broker::BrokerConfig)) -> TestBroker {
         let TestBroker { server, dir } = self;
         server.stop().expect("clean stop");
-        Self::start_in(dir, |_| {})
+        Self::start_in(dir, adjust)
     }
 
     pub fn addr(&self) -> SocketAddr {

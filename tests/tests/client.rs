@@ -327,24 +327,38 @@ async fn a_group_resumes_from_its_committed_offsets_after_a_broker_restart() {
     producer.shutdown().await;
 }
 
+type Delivery = (String, i32, String, i64);
+
+/// Delay levels of one second each, so retries come back quickly.
+const FAST_LEVELS: &str = "1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_handler_gets_the_message_again() {
-    let broker = TestBroker::start();
+async fn a_failing_handler_gets_the_message_again_then_it_goes_to_the_dlq() {
+    let broker =
+        TestBroker::start_in(tempfile::tempdir().expect("tempdir"), |c| c.message_delay_level = FAST_LEVELS.into());
     broker.create_topic("TopicPush", 2);
     let producer = producer(&broker);
-    let attempts: Arc<Mutex<BTreeMap<String, u32>>> = Arc::default();
+    // (topic, reconsume times, stored topic, ms since the epoch) of each delivery.
+    let deliveries: Arc<Mutex<Vec<Delivery>>> = Arc::default();
     let mut config = PushConsumerConfig::new("CG_retry", broker.namesrv().to_string());
     config.consume_from = ConsumeFrom::FirstOffset;
-    config.suspend = Duration::from_secs(2);
-    let counter = attempts.clone();
+    config.suspend = Duration::from_secs(1);
+    config.max_reconsume_times = 2;
+    let log = deliveries.clone();
     let consumer = PushConsumer::start(config, &[("TopicPush", "*")], move |m: MessageExt| {
-        let counter = counter.clone();
+        let log = log.clone();
         async move {
             let body = String::from_utf8_lossy(m.body()).into_owned();
-            let mut attempts = counter.lock().expect("attempts");
-            let n = attempts.entry(body).or_default();
-            *n += 1;
-            if *n == 1 {
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+            log.lock().expect("log").push((
+                m.topic().to_string(),
+                m.reconsume_times(),
+                m.stored_topic().to_string(),
+                now,
+            ));
+            let fails = body == "doomed" || (body == "flaky" && m.reconsume_times() == 0);
+            if fails {
                 ConsumeResult::Later
             } else {
                 ConsumeResult::Success
@@ -353,13 +367,79 @@ async fn a_failing_handler_gets_the_message_again() {
     })
     .await
     .expect("push consumer");
-    producer.send(Message::new("TopicPush", "flaky")).await.expect("send");
-    wait_until("the message came a second time", || {
-        attempts.lock().expect("attempts").get("flaky").copied().unwrap_or(0) >= 2
-    })
-    .await;
+    let flaky = producer.send(Message::new("TopicPush", "flaky").with_tags("TagF")).await.expect("send");
+    producer.send(Message::new("TopicPush", "doomed")).await.expect("send");
+
+    // flaky: once from TopicPush, once more from the retry topic, with its topic restored.
+    wait_until("flaky came back", || deliveries.lock().expect("log").iter().filter(|d| d.1 == 1).count() >= 2).await;
+    // doomed: delivered 3 times (reconsume 0, 1, 2), then moved to %DLQ%CG_retry.
+    let dlq = pull_consumer(&broker, "CG_dlq_reader");
+    let deadline = Instant::now() + WAIT;
+    let dead = loop {
+        if let Ok(queues) = dlq.queues("%DLQ%CG_retry").await {
+            let result = dlq.pull(&queues[0], "*", 0, 8).await.expect("pull the DLQ");
+            if let Some(m) = result.messages.into_iter().next() {
+                break m;
+            }
+        }
+        assert!(Instant::now() < deadline, "doomed never reached the DLQ");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(dead.body().as_ref(), b"doomed");
+    assert_eq!(dead.topic(), "TopicPush", "RETRY_TOPIC keeps the original topic");
+    assert_eq!(dead.reconsume_times(), 3);
+    assert!(dead.property("ORIGIN_MESSAGE_ID").is_some());
     consumer.shutdown(Duration::from_secs(5)).await;
+
+    let log = deliveries.lock().expect("log").clone();
+    let retried: Vec<_> = log.iter().filter(|d| d.1 > 0).collect();
+    assert!(retried.iter().all(|d| d.0 == "TopicPush" && d.2 == "%RETRY%CG_retry"), "{log:?}");
+    assert_eq!(log.iter().filter(|d| d.1 == 2).count(), 1, "only doomed came a third time: {log:?}");
+    assert_eq!(log.len(), 5, "flaky twice, doomed three times: {log:?}");
+    // The retry waited for its delay level (1 s here).
+    let first = log.iter().find(|d| d.1 == 0).expect("first delivery").3;
+    let again = log.iter().find(|d| d.1 == 1).expect("second delivery").3;
+    assert!(again - first >= 900, "retried after {} ms", again - first);
+    assert_eq!(flaky.status, client::SendStatus::SendOk);
     producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_message_arrives_no_earlier_than_its_level_even_across_a_restart() {
+    let broker =
+        TestBroker::start_in(tempfile::tempdir().expect("tempdir"), |c| c.message_delay_level = "1s 3s".into());
+    broker.create_topic("TopicDelay", 1);
+    let producer = producer(&broker);
+    let now_ms =
+        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    let sent_at = now_ms();
+    producer.send(Message::new("TopicDelay", "in one second").with_delay_level(1)).await.expect("send");
+    producer.send(Message::new("TopicDelay", "in three seconds").with_delay_level(2)).await.expect("send");
+    producer.send(Message::new("TopicDelay", "now")).await.expect("send");
+    let consumer = pull_consumer(&broker, "CG_delay");
+    let queue = consumer.queues("TopicDelay").await.expect("queues").remove(0);
+    let first = consumer.pull_blocking(&queue, "*", 0, 8, Duration::from_secs(5)).await.expect("pull");
+    assert_eq!(first.messages.iter().map(|m| m.body().as_ref()).collect::<Vec<_>>(), vec![b"now".as_ref()]);
+    let second = consumer.pull_blocking(&queue, "*", 1, 8, Duration::from_secs(5)).await.expect("pull");
+    let arrived = now_ms();
+    assert_eq!(second.messages.len(), 1);
+    let delayed = &second.messages[0];
+    assert_eq!(delayed.body().as_ref(), b"in one second");
+    assert!(arrived - sent_at >= 990, "arrived after {} ms", arrived - sent_at);
+    assert!(delayed.property("DELAY").is_none(), "the delivered copy has no delay left");
+    assert_eq!(delayed.property("REAL_TOPIC"), Some("TopicDelay"));
+    consumer.shutdown().await;
+    producer.shutdown().await;
+
+    // The three-second one is still parked: it survives a restart and still waits its time.
+    let broker = broker.restart_with(|c| c.message_delay_level = "1s 3s".into());
+    let consumer = pull_consumer(&broker, "CG_delay");
+    let third = consumer.pull_blocking(&queue, "*", 2, 8, Duration::from_secs(10)).await.expect("pull");
+    let arrived = now_ms();
+    assert_eq!(third.messages.len(), 1, "{:?}", third.status);
+    assert_eq!(third.messages[0].body().as_ref(), b"in three seconds");
+    assert!(arrived - sent_at >= 2990, "arrived after {} ms", arrived - sent_at);
+    consumer.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

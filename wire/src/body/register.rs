@@ -239,6 +239,15 @@ pub struct ConsumerOffsetSerializeWrapper {
     pub offset_table: BTreeMap<String, BTreeMap<i32, i64>>,
 }
 
+/// Delivery progress of the delay levels (`delayOffset.json`): level → offset in its queue of
+/// SCHEDULE_TOPIC_XXXX.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DelayOffsetSerializeWrapper {
+    #[serde(default)]
+    pub offset_table: BTreeMap<i32, i64>,
+}
+
 json_body!(
     RegisterBrokerBody,
     TopicConfigSerializeWrapper,
@@ -246,5 +255,6 @@ json_body!(
     DataVersion,
     SubscriptionGroupWrapper,
     SubscriptionGroupConfig,
-    ConsumerOffsetSerializeWrapper
+    ConsumerOffsetSerializeWrapper,
+    DelayOffsetSerializeWrapper
 );
