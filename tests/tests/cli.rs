@@ -105,6 +105,31 @@ fn send_then_consume_round_trips_with_tags_keys_and_properties() {
     let total: i64 = stats.as_array().expect("rows").iter().map(|r| r["maxOffset"].as_i64().expect("max")).sum();
     assert_eq!(total, 5);
 
+    // From a time: every message stored since the epoch; from an offset: the rest of each queue.
+    let since = json_lines(&run_apogee(
+        &["-n", &ns, "consume", "-t", "CliRoundTrip", "--from-time", "0", "--count", "5", "--timeout", "20", "--json"],
+        "",
+    ));
+    assert_eq!(since.len(), 5);
+    let from_one = json_lines(&run_apogee(
+        &[
+            "-n",
+            &ns,
+            "consume",
+            "-t",
+            "CliRoundTrip",
+            "--from-offset",
+            "1",
+            "--count",
+            "3",
+            "--timeout",
+            "20",
+            "--json",
+        ],
+        "",
+    ));
+    assert!(from_one.iter().all(|m| m["queueOffset"].as_i64().expect("offset") >= 1), "{from_one:?}");
+
     // Tag filter, and a plain-text listing.
     let tagged = ok(&run_apogee(
         &[

@@ -570,3 +570,55 @@ async fn orderly_consumers_never_share_a_queue_and_keep_each_key_in_order() {
     a.shutdown(Duration::from_secs(5)).await;
     producer.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rocketmq_headers_work_as_well_as_json() {
+    let broker = TestBroker::start();
+    broker.create_topic("TopicBinary", 2);
+    let mut config = ProducerConfig::new("PG_binary", broker.namesrv().to_string());
+    config.client.serialize_type = client::SerializeType::RocketMq;
+    let producer = Producer::start(config).expect("producer");
+    let sent = producer.send(Message::new("TopicBinary", "compact").with_tags("TagR")).await.expect("send");
+    let mut client_config = ClientConfig::new(broker.namesrv().to_string());
+    client_config.serialize_type = client::SerializeType::RocketMq;
+    let consumer = PullConsumer::start("CG_binary", client_config).expect("consumer");
+    let result = consumer.pull(&sent.queue, "TagR", sent.queue_offset, 4).await.expect("pull");
+    assert_eq!(result.messages.len(), 1);
+    assert_eq!(result.messages[0].msg_id(), sent.msg_id);
+    producer.shutdown().await;
+    consumer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_fails_its_requests_and_the_next_request_reconnects() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    // A server that hangs up on the first connection and answers on the second.
+    let server = std::thread::spawn(move || {
+        let read_request = |stream: &mut std::net::TcpStream| {
+            let mut len = [0u8; 4];
+            stream.read_exact(&mut len).expect("length");
+            let mut frame = vec![0u8; u32::from_be_bytes(len) as usize];
+            stream.read_exact(&mut frame).expect("frame");
+            let mut whole = bytes::BytesMut::from(&len[..]);
+            whole.extend_from_slice(&frame);
+            wire::FrameDecoder::default().decode(&mut whole).expect("valid").expect("whole frame")
+        };
+        let (mut first, _) = listener.accept().expect("first connection");
+        read_request(&mut first);
+        drop(first);
+        let (mut second, _) = listener.accept().expect("second connection");
+        let request = read_request(&mut second);
+        let answer = wire::RemotingCommand::response_to(&request, wire::code::response::SUCCESS).with_remark("again");
+        second.write_all(&wire::encode_to_bytes(&answer)).expect("answer");
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    let remoting = client::RemotingClient::new(client::RemotingConfig::default());
+    let request = || wire::RemotingCommand::request(wire::code::request::GET_BROKER_RUNTIME_INFO);
+    let err = remoting.invoke(&addr, request(), Duration::from_secs(5)).await.expect_err("hung up");
+    assert!(matches!(err, ClientError::ConnectionClosed { .. }), "{err}");
+    let answer = remoting.invoke(&addr, request(), Duration::from_secs(5)).await.expect("reconnected");
+    assert_eq!(answer.remark_str(), "again");
+    server.join().expect("server");
+}
