@@ -37,7 +37,7 @@ pub use consumer::{
 pub use error::{ClientError, Result};
 pub use instance::ClientConfig;
 pub use message::{Message, MessageExt};
-pub use producer::{java_string_hash, Producer, ProducerConfig, SendResult, SendStatus};
+pub use producer::{Producer, ProducerConfig, SendResult, SendStatus};
 pub use remoting::{RemotingClient, RemotingConfig, ServerRequest};
 pub use route::{NameServers, TopicRoute};
 pub use wire::body::MessageQueue;

@@ -171,7 +171,9 @@ impl Producer {
         if route.write_queues.is_empty() {
             return Err(no_writable_queue(&message.topic));
         }
-        let index = java_string_hash(key).unsigned_abs() as usize % route.write_queues.len();
+        // Java's `String.hashCode`, which the tag hash code is too.
+        let hash = wire::message::tag_hash_code(key) as i32;
+        let index = hash.unsigned_abs() as usize % route.write_queues.len();
         let queue = route.write_queues[index].clone();
         self.send_to(&route, &queue, &message, None, unique_id).await
     }
@@ -423,25 +425,4 @@ fn retryable(error: &ClientError) -> bool {
 
 fn no_writable_queue(topic: &str) -> ClientError {
     ClientError::NoRoute { topic: topic.to_string(), reason: "no writable queue on any broker with a master".into() }
-}
-
-/// Java's `String.hashCode` over UTF-16 code units, so that the same key picks the same queue
-/// as a Java producer would.
-pub fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16().fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn java_hash_matches_known_values() {
-        assert_eq!(java_string_hash(""), 0);
-        assert_eq!(java_string_hash("a"), 97);
-        assert_eq!(java_string_hash("hello"), 99_162_322);
-        assert_eq!(java_string_hash("order-12345678901234567890"), {
-            "order-12345678901234567890".bytes().fold(0i32, |h, b| h.wrapping_mul(31).wrapping_add(i32::from(b)))
-        });
-    }
 }

@@ -4,7 +4,8 @@
 // Usage: node broker_roundtrip.js NAMESRV_ADDR TOPIC COUNT
 // Prints one JSON line {"sent": [...], "received": [...]}; exits 1 on any error.
 
-const { Producer, Consumer, Message } = require('ali-ons');
+const { Producer, Message } = require('ali-ons');
+const { consume } = require('./cross');
 
 // The HTTP client is only used to look name servers up by URL; these tests name one directly.
 const httpclient = { async request() { throw new Error('no HTTP lookups in this test'); } };
@@ -24,24 +25,7 @@ async function main() {
   }
   await producer.close();
 
-  const consumer = new Consumer({
-    httpclient, logger, nameSrv, consumerGroup: 'GID_apogee_js', persistent: true,
-  });
-  const received = [];
-  const done = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`only ${received.length} of ${count} received`)), 40000);
-    consumer.subscribe(topic, '*', async msg => {
-      received.push({ body: msg.body.toString(), tags: msg.tags, keys: msg.keys, queueId: msg.queueId });
-      if (received.length >= count) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    consumer.on('error', err => console.error('consumer error', err && err.message));
-  });
-  await consumer.ready();
-  await done;
-  await consumer.close();
+  const { received } = await consume(nameSrv, topic, count, 'GID_apogee_js');
   console.log(JSON.stringify({ sent, received }));
 }
 

@@ -47,6 +47,8 @@ async function consume(nameSrv, topic, count, consumerGroup) {
   return { received };
 }
 
+module.exports = { produce, consume };
+
 async function main() {
   const [ mode, nameSrv, topic, countText, group ] = process.argv.slice(2);
   const count = Number(countText);
@@ -54,7 +56,9 @@ async function main() {
   console.log(JSON.stringify(result));
 }
 
-main().then(() => process.exit(0), err => {
-  console.error(err && err.stack || err);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().then(() => process.exit(0), err => {
+    console.error(err && err.stack || err);
+    process.exit(1);
+  });
+}
