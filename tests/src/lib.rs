@@ -235,20 +235,23 @@ pub fn json_result(out: &Output) -> serde_json::Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON {line}: {e}"))
 }
 
-/// The `apogee` CLI binary next to the test executables. `cargo test --workspace` builds it;
-/// when it is missing (a test run of this crate alone), it is built here.
+/// The `apogee` CLI binary next to the test executables, built (or found up to date) once per
+/// test process: `cargo test` builds a package's binaries only for that package's own tests.
 pub fn apogee_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory");
-    let bin = dir.join("apogee");
-    if !bin.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "client", "--bin", "apogee"])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building the apogee CLI failed");
-    }
-    bin
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test executable path");
+            let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory");
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "-p", "client", "--bin", "apogee"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "building the apogee CLI failed");
+            dir.join("apogee")
+        })
+        .clone()
 }
 
 /// Runs `apogee args…` with `stdin` as its input, killed after `CLIENT_TIMEOUT`.
