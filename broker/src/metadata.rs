@@ -69,6 +69,18 @@ impl Metadata {
         Ok(Metadata { topics, groups, offsets, delay_offsets, dir })
     }
 
+    /// The topic's permission; a missing topic is created read-write with `queues` queues
+    /// (retry and dead-letter topics). The flag says whether it was created.
+    pub fn ensure_topic(&mut self, name: &str, queues: i32, now_ms: i64) -> (i32, bool) {
+        if let Some(existing) = self.topic(name) {
+            return (existing.perm, false);
+        }
+        let mut config = TopicConfig::new(name, queues);
+        config.perm = perm::READ | perm::WRITE;
+        self.put_topic(config, now_ms);
+        (perm::READ | perm::WRITE, true)
+    }
+
     pub fn topic(&self, name: &str) -> Option<&TopicConfig> {
         self.topics.topic_config_table.get(name)
     }

@@ -88,7 +88,7 @@ pub(crate) fn header<H: CommandHeader>(cmd: &RemotingCommand) -> Result<H, Remot
     cmd.header::<H>().map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))
 }
 
-pub(crate) fn body<T: JsonBody>(cmd: &RemotingCommand) -> Result<T, RemotingCommand> {
+fn body<T: JsonBody>(cmd: &RemotingCommand) -> Result<T, RemotingCommand> {
     T::decode(&cmd.body).map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))
 }
 
@@ -513,12 +513,8 @@ async fn heart_beat(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> A
         let notify = config.as_ref().is_none_or(|c| c.notify_consumer_ids_changed_enable);
         if let Some(config) = &config {
             let retry = topic::retry_topic(group);
-            if b.meta.borrow().topic(&retry).is_none() {
-                let mut t = TopicConfig::new(&retry, config.retry_queue_nums.max(1));
-                t.perm = perm::READ | perm::WRITE;
-                b.meta.borrow_mut().put_topic(t, now_ms());
-                topics_changed = true;
-            }
+            let (_, created) = b.meta.borrow_mut().ensure_topic(&retry, config.retry_queue_nums.max(1), now_ms());
+            topics_changed |= created;
         }
         let changed = b.clients.borrow_mut().register_consumer(consumer, conn.id, channel.clone());
         if changed {

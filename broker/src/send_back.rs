@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use tracing::info;
-use wire::body::{perm, TopicConfig};
+use wire::body::perm;
 use wire::code::response as resp;
 use wire::header::ConsumerSendMsgBackRequestHeader;
 use wire::message::{self, properties, topic, StoredMessage};
@@ -97,12 +97,9 @@ pub(crate) async fn send_back(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
 /// The topic's permission, creating it read-write with `queues` queues when missing (Java's
 /// `createTopicInSendMessageBackMethod`).
 async fn ensure_topic(b: &Rc<Broker>, name: &str, queues: i32) -> i32 {
-    if let Some(existing) = b.meta.borrow().topic(name) {
-        return existing.perm;
+    let (perm, created) = b.meta.borrow_mut().ensure_topic(name, queues, now_ms());
+    if created {
+        save_topics(b).await;
     }
-    let mut config = TopicConfig::new(name, queues);
-    config.perm = perm::READ | perm::WRITE;
-    b.meta.borrow_mut().put_topic(config, now_ms());
-    save_topics(b).await;
-    perm::READ | perm::WRITE
+    perm
 }
