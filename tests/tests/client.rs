@@ -622,3 +622,50 @@ async fn a_dropped_connection_fails_its_requests_and_the_next_request_reconnects
     assert_eq!(answer.remark_str(), "again");
     server.join().expect("server");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_fail_over_to_the_other_broker_when_one_stops() {
+    let a = TestBroker::start();
+    let dir_b = tempfile::tempdir().expect("tempdir");
+    let config_b = broker::BrokerConfig {
+        broker_name: "broker-b".into(),
+        listen_address: [127, 0, 0, 1].into(),
+        listen_port: 0,
+        namesrv_addr: a.namesrv().to_string(),
+        store_path_root_dir: dir_b.path().join("store"),
+        mapped_file_size_commit_log: 16 << 20,
+        commit_log_cache_bytes: 8 << 20,
+        ..Default::default()
+    };
+    let b = broker::BrokerServer::start(config_b, false).expect("broker-b starts");
+    let admin = Admin::start(ClientConfig::new(a.namesrv().to_string())).expect("admin");
+    let deadline = Instant::now() + WAIT;
+    while admin.cluster_info().await.expect("cluster").broker_addr_table.len() < 2 {
+        assert!(Instant::now() < deadline, "broker-b never registered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let brokers = admin.create_topic(&TopicSpec::new("TopicTwo", 2), &Target::Cluster(None)).await.expect("create");
+    assert_eq!(brokers.len(), 2);
+    while admin.topic_route("TopicTwo").await.map(|r| r.queue_datas.len()).unwrap_or(0) < 2 {
+        assert!(Instant::now() < deadline, "the route never listed both brokers");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let producer = producer(&a);
+    let mut used = BTreeSet::new();
+    for i in 0..8 {
+        used.insert(
+            producer.send(Message::new("TopicTwo", format!("both {i}"))).await.expect("send").queue.broker_name,
+        );
+    }
+    assert_eq!(used.len(), 2, "round robin reaches both brokers");
+
+    b.stop().expect("broker-b stops");
+    // Every send still succeeds: a failure on broker-b is retried on broker-a, and broker-b is
+    // then passed over instead of being tried first again.
+    for i in 0..10 {
+        let result = producer.send(Message::new("TopicTwo", format!("after {i}"))).await.expect("send fails over");
+        assert_eq!(result.queue.broker_name, "broker-a");
+    }
+    producer.shutdown().await;
+    admin.shutdown().await;
+}
