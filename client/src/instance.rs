@@ -16,6 +16,7 @@ use wire::header::{NotifyConsumerIdsChangedRequestHeader, UnregisterClientReques
 use wire::{RemotingCommand, SerializeType};
 
 use crate::error::Result;
+use crate::lock;
 use crate::remoting::{expect_success, RemotingClient, RemotingConfig, ServerRequest};
 use crate::route::{NameServers, RouteCache, TopicRoute};
 
@@ -271,10 +272,6 @@ pub(crate) fn local_ip() -> IpAddr {
         .ok()
         .filter(|ip| !ip.is_unspecified())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]))
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub(crate) fn now_ms() -> i64 {

@@ -30,6 +30,11 @@ mod producer;
 mod remoting;
 mod route;
 
+/// Locks a mutex, ignoring poisoning: the maps it guards stay consistent across a panic.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub use admin::{Admin, Target, TopicSpec};
 pub use consumer::{
     ConsumeFrom, ConsumeResult, MessageModel, PullConsumer, PullResult, PullStatus, PushConsumer, PushConsumerConfig,

@@ -14,7 +14,8 @@ use wire::message::{properties, topic, BatchMessage, UniqueIdGenerator};
 use wire::RemotingCommand;
 
 use crate::error::{ClientError, Result};
-use crate::instance::{local_ip, lock, now_ms, ClientConfig, ClientInstance};
+use crate::instance::{local_ip, now_ms, ClientConfig, ClientInstance};
+use crate::lock;
 use crate::message::Message;
 use crate::remoting::broker_error;
 use crate::route::TopicRoute;

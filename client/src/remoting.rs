@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use wire::{code, FrameDecoder, RemotingCommand, SerializeType};
 
 use crate::error::{request_name, response_name, ClientError, Result};
+use crate::lock;
 
 /// How the remoting layer talks.
 #[derive(Debug, Clone)]
@@ -318,9 +319,4 @@ fn dispatch(connection: &Arc<Connection>, client: &Weak<Inner>, command: Remotin
             .with_remark(format!("request code {} not supported by this client", unhandled.command.code));
         unhandled.reply(answer);
     }
-}
-
-/// Locks a mutex, ignoring poisoning: the maps it guards stay consistent across a panic.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -11,6 +11,7 @@ use wire::header::GetRouteInfoRequestHeader;
 use wire::RemotingCommand;
 
 use crate::error::{ClientError, Result};
+use crate::lock;
 use crate::remoting::{broker_error, RemotingClient};
 
 /// The name server list (`;`-separated, as `namesrvAddr`), tried in turn: a request goes to the
@@ -173,8 +174,4 @@ impl RouteCache {
     pub fn master_addr(&self, broker_name: &str) -> Option<String> {
         lock(&self.routes).values().find_map(|r| r.master_addr(broker_name).map(str::to_string))
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

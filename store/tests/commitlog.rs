@@ -5,7 +5,7 @@ mod crash;
 
 use std::cell::RefCell;
 use std::io::{Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -214,13 +214,8 @@ const CHILD_ENV: &str = "STORE_CRASH_CHILD_DIR";
 /// appends until killed, printing each acknowledged record.
 #[test]
 fn crash_child() {
-    let Some(dir) = std::env::var_os(CHILD_ENV) else { return };
-    let flush = match std::env::var("STORE_CRASH_FLUSH").as_deref() {
-        Ok("SYNC_FLUSH") => FlushDiskType::SyncFlush,
-        _ => FlushDiskType::AsyncFlush,
-    };
-    let first_seq: u64 = std::env::var("STORE_CRASH_SEQ").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let c = config(&PathBuf::from(dir), flush);
+    let Some((dir, flush, first_seq)) = crash::child_settings(CHILD_ENV) else { return };
+    let c = config(&dir, flush);
     on_executor(move || async move {
         let (log, _) = open(c).await;
         let out = Rc::new(RefCell::new(std::io::stdout()));

@@ -26,7 +26,8 @@ use wire::RemotingCommand;
 
 use super::{PullRequest, PullStatus};
 use crate::error::{ClientError, Result};
-use crate::instance::{lock, now_ms, ClientConfig, ClientInstance};
+use crate::instance::{now_ms, ClientConfig, ClientInstance};
+use crate::lock;
 use crate::message::MessageExt;
 
 /// What the handler says of a message.

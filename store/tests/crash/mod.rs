@@ -3,7 +3,7 @@
 //! flow, and returns what it acknowledged.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -47,4 +47,17 @@ pub fn run_and_kill(
 /// Parses field `i` of an `ACK` line.
 pub fn field<T: std::str::FromStr>(ack: &[String], i: usize) -> T {
     ack.get(i).and_then(|f| f.parse().ok()).unwrap_or_else(|| panic!("bad ACK line {ack:?}"))
+}
+
+/// In the child process (`dir_env` set): its store folder, flush mode and first sequence
+/// number, as `run_and_kill`'s caller passed them in `STORE_CRASH_FLUSH` / `STORE_CRASH_SEQ`.
+/// `None` in an ordinary test run.
+pub fn child_settings(dir_env: &str) -> Option<(PathBuf, store::FlushDiskType, u64)> {
+    let dir = std::env::var_os(dir_env)?;
+    let flush = match std::env::var("STORE_CRASH_FLUSH").as_deref() {
+        Ok("SYNC_FLUSH") => store::FlushDiskType::SyncFlush,
+        _ => store::FlushDiskType::AsyncFlush,
+    };
+    let first_seq = std::env::var("STORE_CRASH_SEQ").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    Some((PathBuf::from(dir), flush, first_seq))
 }
