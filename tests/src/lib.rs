@@ -1,10 +1,12 @@
 //! Helpers for the interop tests: start Apogee servers on free loopback ports, talk to them
 //! with the `wire` codec, and run the independent clients' scripts in `interop/`.
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -235,47 +237,61 @@ pub fn json_result(out: &Output) -> serde_json::Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON {line}: {e}"))
 }
 
-/// The `apogee` CLI binary next to the test executables, built (or found up to date) once per
-/// test process: `cargo test` builds a package's binaries only for that package's own tests.
+/// A workspace binary next to the test executables, built (or found up to date) once per test
+/// process: `cargo test` builds a package's binaries only for that package's own tests.
+pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
+    static BUILT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory");
+    let mut built = BUILT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !built.contains(bin) {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", package, "--bin", bin])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building {bin} failed");
+        built.insert(bin.to_string());
+    }
+    dir.join(bin)
+}
+
+/// The `apogee` CLI.
 pub fn apogee_bin() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().expect("test executable path");
-            let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory");
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "-p", "client", "--bin", "apogee"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "building the apogee CLI failed");
-            dir.join("apogee")
-        })
-        .clone()
+    workspace_bin("client", "apogee")
 }
 
 /// Runs `apogee args…` with `stdin` as its input, killed after `CLIENT_TIMEOUT`.
 pub fn run_apogee(args: &[&str], stdin: &str) -> Output {
+    run_bin(&apogee_bin(), args, stdin, CLIENT_TIMEOUT)
+}
+
+/// Runs `bin args…` with `stdin` as its input, killed (and the test failed) after `timeout`.
+pub fn run_bin(bin: &Path, args: &[&str], stdin: &str, timeout: Duration) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
     let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
-    let mut child = Command::new(apogee_bin())
+    let mut child = Command::new(bin)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(std::fs::File::create(&out_path).expect("stdout file"))
         .stderr(std::fs::File::create(&err_path).expect("stderr file"))
         .spawn()
-        .expect("start apogee");
+        .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
     if let Some(mut input) = child.stdin.take() {
         input.write_all(stdin.as_bytes()).expect("write stdin");
     }
-    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("apogee {args:?} timed out; stderr: {}", std::fs::read_to_string(&err_path).unwrap_or_default());
+            panic!(
+                "{} {args:?} timed out; stderr: {}",
+                bin.display(),
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
     };
