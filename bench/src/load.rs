@@ -469,6 +469,9 @@ async fn send_loop(
     let load = &shared.load;
     let permits = Arc::new(Semaphore::new(load.inflight));
     loop {
+        // A send that completes without waiting (oneway into an empty socket buffer) must
+        // still let the reporter and the other senders run.
+        tokio::task::coop::consume_budget().await;
         if *stop.borrow() {
             break;
         }

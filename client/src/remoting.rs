@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use wire::{code, FrameDecoder, RemotingCommand, SerializeType};
 
 use crate::error::{request_name, response_name, ClientError, Result};
@@ -26,6 +26,12 @@ pub struct RemotingConfig {
     /// Header serialization of our requests: JSON (Java's default) or the compact ROCKETMQ form.
     pub serialize_type: SerializeType,
     pub max_frame_bytes: usize,
+    /// Oneway requests queued per connection and not yet written (Java's
+    /// `clientOnewaySemaphoreValue`); one more waits for room, so a loop of oneway sends cannot
+    /// outrun the socket and grow without bound.
+    pub max_oneway_in_flight: usize,
+    /// How long a oneway request waits for that room before failing with a timeout.
+    pub oneway_timeout: Duration,
 }
 
 impl Default for RemotingConfig {
@@ -34,6 +40,8 @@ impl Default for RemotingConfig {
             connect_timeout: Duration::from_secs(3),
             serialize_type: SerializeType::Json,
             max_frame_bytes: wire::MAX_FRAME_BYTES_DEFAULT,
+            max_oneway_in_flight: 65_535,
+            oneway_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -69,10 +77,18 @@ struct Inner {
     request_handler: Mutex<Option<mpsc::UnboundedSender<ServerRequest>>>,
 }
 
+/// A frame on its way to the writer, with the oneway permit it holds until written.
+#[derive(Debug)]
+struct Outgoing {
+    frame: Bytes,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
 #[derive(Debug)]
 struct Connection {
     addr: String,
-    outbox: mpsc::UnboundedSender<Bytes>,
+    outbox: mpsc::UnboundedSender<Outgoing>,
+    oneway_permits: Arc<Semaphore>,
     pending: Mutex<HashMap<i32, oneshot::Sender<RemotingCommand>>>,
     closed: AtomicBool,
     /// Wakes the reader to drop the connection from our side.
@@ -81,7 +97,7 @@ struct Connection {
 
 impl Connection {
     fn send(&self, frame: Bytes) -> bool {
-        self.outbox.send(frame).is_ok()
+        self.outbox.send(Outgoing { frame, _permit: None }).is_ok()
     }
 
     fn forget(&self, opaque: i32) {
@@ -151,9 +167,16 @@ impl RemotingClient {
     pub async fn invoke_oneway(&self, addr: &str, request: RemotingCommand) -> Result<()> {
         let name = request_name(request.code);
         let connection = self.connection(addr).await?;
+        let wait = self.inner.config.oneway_timeout;
+        let permit = match tokio::time::timeout(wait, connection.oneway_permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => return Err(ClientError::ConnectionClosed { addr: addr.to_string(), request: name }),
+            Err(_) => return Err(ClientError::Timeout { addr: addr.to_string(), request: name, timeout: wait }),
+        };
         let mut request = request.mark_oneway();
         self.prepare(&mut request);
-        if connection.send(wire::encode_to_bytes(&request)) {
+        let outgoing = Outgoing { frame: wire::encode_to_bytes(&request), _permit: Some(permit) };
+        if connection.outbox.send(outgoing).is_ok() {
             Ok(())
         } else {
             Err(ClientError::ConnectionClosed { addr: addr.to_string(), request: name })
@@ -200,6 +223,7 @@ impl RemotingClient {
         let connection = Arc::new(Connection {
             addr: addr.to_string(),
             outbox,
+            oneway_permits: Arc::new(Semaphore::new(self.inner.config.max_oneway_in_flight.max(1))),
             pending: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             close: tokio::sync::Notify::new(),
@@ -232,25 +256,33 @@ pub fn broker_error(addr: &str, request_code: i32, response: &RemotingCommand) -
     }
 }
 
-/// Writes queued frames, gathering whatever is queued into one write.
-async fn write_loop(mut writer: tokio::net::tcp::OwnedWriteHalf, mut inbox: mpsc::UnboundedReceiver<Bytes>) {
+/// Writes queued frames, gathering whatever is queued into one write; oneway permits are
+/// returned once their frames are written.
+async fn write_loop(mut writer: tokio::net::tcp::OwnedWriteHalf, mut inbox: mpsc::UnboundedReceiver<Outgoing>) {
     let mut gathered = BytesMut::new();
-    while let Some(frame) = inbox.recv().await {
+    let mut written = Vec::new();
+    while let Some(first) = inbox.recv().await {
         let result = match inbox.try_recv() {
-            Err(_) => writer.write_all(&frame).await,
+            Err(_) => writer.write_all(&first.frame).await,
             Ok(next) => {
                 gathered.clear();
-                gathered.extend_from_slice(&frame);
-                gathered.extend_from_slice(&next);
+                gathered.extend_from_slice(&first.frame);
+                gathered.extend_from_slice(&next.frame);
+                written.push(next);
                 while gathered.len() < 1 << 20 {
                     match inbox.try_recv() {
-                        Ok(more) => gathered.extend_from_slice(&more),
+                        Ok(more) => {
+                            gathered.extend_from_slice(&more.frame);
+                            written.push(more);
+                        }
                         Err(_) => break,
                     }
                 }
                 writer.write_all(&gathered).await
             }
         };
+        drop(first);
+        written.clear();
         if let Err(e) = result {
             tracing::debug!(error = %e, "write failed; connection dropped");
             return;
@@ -318,5 +350,40 @@ fn dispatch(connection: &Arc<Connection>, client: &Weak<Inner>, command: Remotin
         let answer = RemotingCommand::response_to(&unhandled.command, code::response::REQUEST_CODE_NOT_SUPPORTED)
             .with_remark(format!("request code {} not supported by this client", unhandled.command.code));
         unhandled.reply(answer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn oneway_sends_wait_for_the_socket_and_time_out_when_it_never_drains() {
+        // A server that accepts and never reads: the socket buffers fill, then the permits run out.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let _held = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("accept");
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(stream);
+        });
+        let client = RemotingClient::new(RemotingConfig {
+            max_oneway_in_flight: 2,
+            oneway_timeout: Duration::from_millis(200),
+            ..RemotingConfig::default()
+        });
+        let body = Bytes::from(vec![0u8; 1 << 20]);
+        let mut outcome = Ok(());
+        for _ in 0..256 {
+            let request = RemotingCommand::request(code::request::SEND_MESSAGE).with_body(body.clone());
+            outcome = client.invoke_oneway(&addr, request).await;
+            if outcome.is_err() {
+                break;
+            }
+        }
+        match outcome {
+            Err(ClientError::Timeout { timeout, .. }) => assert_eq!(timeout, Duration::from_millis(200)),
+            other => panic!("256 MiB of oneway sends to a server that reads nothing: {other:?}"),
+        }
     }
 }
