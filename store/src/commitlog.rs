@@ -579,7 +579,10 @@ async fn allocator(inner: Rc<Inner>, wake: LocalReceiver<()>) {
             Some(base) => {
                 let started = Instant::now();
                 let config = &inner.config;
-                match segment::create(&config.dir, base, config.segment_bytes, config.zero_fill_segments).await {
+                // Needed soon: the log is in the last quarter before this segment.
+                let urgent = || inner.state.borrow().append_pos + config.segment_bytes / 4 >= base;
+                match segment::create(&config.dir, base, config.segment_bytes, config.zero_fill_segments, urgent).await
+                {
                     Ok(file) => {
                         inner.state.borrow_mut().segments.insert(base, file);
                         info!(segment = %segment::file_name(base), took = ?started.elapsed(), "CommitLog segment ready");

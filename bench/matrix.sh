@@ -1,0 +1,69 @@
+#!/bin/sh
+# The standard figures of an Apogee build, each scenario against a fresh embedded broker:
+# produce with 128 B and 1 KiB bodies, 16 and 64 producers, ASYNC_FLUSH and SYNC_FLUSH; consume
+# throughput of a backlog; end-to-end latency at half the measured 1 KiB maximum. Prints the
+# median of RUNS runs of each (python3 for the table).
+#
+#   bench/matrix.sh                 # RUNS=3 DURATION=30s WARMUP=5s
+#   RUNS=1 DURATION=10s bench/matrix.sh
+#
+# Environment: APOGEE_BENCH (default target/release/apogee-bench), OUT_DIR (default a temp
+# folder), EXTRA (more apogee-bench options for every run, e.g. "--threads 1").
+set -eu
+here=$(dirname "$0")
+bench=${APOGEE_BENCH:-$here/../target/release/apogee-bench}
+runs=${RUNS:-3}
+duration=${DURATION:-30s}
+warmup=${WARMUP:-5s}
+out=${OUT_DIR:-$(mktemp -d)}
+extra=${EXTRA:-}
+mkdir -p "$out"
+
+run() { # name, options...
+    name=$1
+    shift
+    i=1
+    while [ "$i" -le "$runs" ]; do
+        echo "== $name run $i" >&2
+        # shellcheck disable=SC2086
+        "$bench" "$@" --embedded --warmup "$warmup" -q $extra --json "$out/$name.$i.json" >/dev/null
+        i=$((i + 1))
+    done
+}
+
+for flush in async sync; do
+    for size in 128 1024; do
+        for producers in 16 64; do
+            run "produce-$flush-$size-$producers" produce --flush "$flush" --size "$size" \
+                --producers "$producers" --duration "$duration"
+        done
+    done
+done
+run e2e-1024-unpaced e2e --size 1024 --producers 64 --duration "$duration"
+half=$(python3 -c "import glob, json, statistics, sys
+rates = [json.load(open(p))['produce']['msgs_per_s'] for p in glob.glob(sys.argv[1] + '/produce-async-1024-64.*.json')]
+print(int(statistics.median(rates) / 2))" "$out")
+run e2e-1024-half-rate e2e --size 1024 --producers 64 --rate "$half" --duration "$duration"
+
+python3 - "$out" <<'PY'
+import glob, json, os, statistics, sys
+out = sys.argv[1]
+names = sorted({os.path.basename(p).rsplit(".", 2)[0] for p in glob.glob(os.path.join(out, "*.json"))})
+print(f"{'scenario':28} {'msg/s':>9} {'MB/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'p99.9':>7} {'max ms':>7} {'broker µs/msg':>13} {'bench µs/msg':>12}")
+for name in names:
+    reports = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(out, name + ".*.json")))]
+    def med(f):
+        vals = [f(r) for r in reports]
+        return statistics.median(vals)
+    section = "produce"
+    lat = lambda r, k: r[section]["latency"][k] / 1000
+    print(f"{name:28} {med(lambda r: r[section]['msgs_per_s']):9.0f} {med(lambda r: r[section]['mb_per_s']):7.1f} "
+          f"{med(lambda r: lat(r, 'p50_us')):7.2f} {med(lambda r: lat(r, 'p99_us')):7.2f} {med(lambda r: lat(r, 'p999_us')):7.2f} "
+          f"{med(lambda r: lat(r, 'max_us')):7.1f} {med(lambda r: r['broker']['cpu_us_per_msg']):13.2f} {med(lambda r: r['bench']['cpu_us_per_msg']):12.2f}")
+    if "consume" in reports[0]:
+        e = lambda r, k: r["consume"]["end_to_end"][k] / 1000
+        print(f"{'  consumed':28} {med(lambda r: r['consume']['msgs_per_s']):9.0f} {med(lambda r: r['consume']['mb_per_s']):7.1f} "
+              f"{med(lambda r: e(r, 'p50_us')):7.2f} {med(lambda r: e(r, 'p99_us')):7.2f} {med(lambda r: e(r, 'p999_us')):7.2f} "
+              f"{med(lambda r: e(r, 'max_us')):7.1f}   (end-to-end)")
+print(f"reports in {out}")
+PY
