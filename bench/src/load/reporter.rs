@@ -1,0 +1,166 @@
+//! The reporter: drains every tally every 100 ms, prints the progress line every second, ends
+//! the warm-up and then the run; and the resource snapshots the figures are costed with.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::{Command, Load, Shared};
+use crate::report::ProcessFigures;
+use crate::stats::{ms, Percentiles, SharedTally, Tally};
+use crate::usage::{self, Usage};
+
+/// A sender's or the consumer's tallies: warm-up results only feed the progress line.
+#[derive(Clone, Default)]
+pub(crate) struct Phased {
+    pub(crate) warmup: SharedTally,
+    pub(crate) measured: SharedTally,
+}
+
+impl Phased {
+    pub(crate) fn pick(&self, measured: bool) -> &SharedTally {
+        if measured {
+            &self.measured
+        } else {
+            &self.warmup
+        }
+    }
+}
+
+/// Resource use of the broker processes and of this one.
+#[derive(Clone)]
+pub(crate) struct Snapshot {
+    pub(crate) brokers: Vec<Option<Usage>>,
+    pub(crate) bench: Option<Usage>,
+}
+
+impl Snapshot {
+    pub(crate) fn take(load: &Load) -> Self {
+        Self { brokers: load.broker_pids.iter().map(|pid| usage::of(*pid)).collect(), bench: usage::of_self() }
+    }
+}
+
+/// CPU spent between two snapshots per message handled, and memory at the end.
+pub(crate) fn cost(before: &[Option<Usage>], after: &[Option<Usage>], handled: u64) -> Option<ProcessFigures> {
+    if before.is_empty() {
+        return None;
+    }
+    let mut cpu = Duration::ZERO;
+    let mut rss = 0;
+    for (b, a) in before.iter().zip(after) {
+        let (b, a) = ((*b)?, (*a)?);
+        cpu += a.cpu.saturating_sub(b.cpu);
+        rss += a.rss_bytes;
+    }
+    Some(ProcessFigures {
+        cpu_s: cpu.as_secs_f64(),
+        cpu_us_per_msg: if handled == 0 { 0.0 } else { cpu.as_secs_f64() * 1e6 / handled as f64 },
+        rss_mb: rss as f64 / 1e6,
+    })
+}
+
+/// Drains the tallies every 100 ms, prints the progress line every second, ends the warm-up
+/// and then the run.
+pub(crate) struct Reporter {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) sent: Vec<Phased>,
+    pub(crate) received: Phased,
+    /// Resource use when measuring began.
+    pub(crate) baseline: Option<Snapshot>,
+    /// The measured phase's sends and deliveries.
+    pub(crate) totals: (Tally, Tally),
+}
+
+impl Reporter {
+    /// Everything recorded since the last drain (for the progress line); the measured part
+    /// also goes to the totals.
+    pub(crate) fn drain(&mut self) -> (Tally, Tally) {
+        let mut interval = (Tally::default(), Tally::default());
+        for tally in &self.sent {
+            let measured = tally.measured.drain();
+            self.totals.0.merge(&measured);
+            interval.0.merge(&measured);
+            interval.0.merge(&tally.warmup.drain());
+        }
+        let measured = self.received.measured.drain();
+        self.totals.1.merge(&measured);
+        interval.1.merge(&measured);
+        interval.1.merge(&self.received.warmup.drain());
+        interval
+    }
+
+    /// Runs until the duration, the count or the senders are done; returns the length of the
+    /// measured phase.
+    pub(crate) async fn run(
+        &mut self,
+        stop: watch::Sender<bool>,
+        workers: Vec<tokio::task::JoinHandle<()>>,
+    ) -> Duration {
+        let shared = self.shared.clone();
+        let load = &shared.load;
+        let began = Instant::now();
+        let mut since = self.baseline.as_ref().map(|_| began);
+        let mut second = (Tally::default(), Tally::default());
+        let mut next_line = began + Duration::from_secs(1);
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let elapsed = loop {
+            tick.tick().await;
+            let now = Instant::now();
+            let (sent, received) = self.drain();
+            second.0.merge(&sent);
+            second.1.merge(&received);
+            if since.is_none() && now >= began + load.warmup {
+                self.baseline = Some(Snapshot::take(load));
+                shared.begin_measuring();
+                since = Some(now);
+            }
+            if load.progress && now >= next_line {
+                eprintln!("{}", progress_line(now - began, since.is_none(), &second.0, &second.1, load.command));
+                second = (Tally::default(), Tally::default());
+                next_line += Duration::from_secs(1);
+            }
+            let Some(since) = since else { continue };
+            let producers_done = load.command.produces() && shared.running.load(Ordering::SeqCst) == 0;
+            let done = match (load.count, load.command) {
+                (Some(count), Command::Consume) => self.totals.1.messages >= count,
+                (Some(_), _) => producers_done,
+                (None, _) => now >= since + load.duration || producers_done,
+            };
+            if done {
+                break now - since;
+            }
+        };
+        let _ = stop.send(true);
+        for worker in workers {
+            let _ = worker.await;
+        }
+        self.drain();
+        elapsed
+    }
+}
+
+fn progress_line(at: Duration, warming: bool, sent: &Tally, received: &Tally, command: Command) -> String {
+    let mut line = format!("[{:>4}s]{}", at.as_secs(), if warming { " warm-up" } else { "" });
+    if command.produces() {
+        let p99 = Percentiles::of(&sent.latency).p99_us;
+        line += &format!(
+            " sent {:>8} msg/s {:>7.1} MB/s p99 {:>9} errors {}",
+            sent.messages,
+            sent.bytes as f64 / 1e6,
+            ms(p99),
+            sent.error_count()
+        );
+    }
+    if command.consumes() {
+        let p99 = Percentiles::of(&received.latency).p99_us;
+        line += &format!(
+            " | received {:>8} msg/s {:>7.1} MB/s e2e p99 {:>9}",
+            received.messages,
+            received.bytes as f64 / 1e6,
+            ms(p99)
+        );
+    }
+    line
+}
