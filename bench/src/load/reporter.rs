@@ -144,23 +144,16 @@ impl Reporter {
 fn progress_line(at: Duration, warming: bool, sent: &Tally, received: &Tally, command: Command) -> String {
     let mut line = format!("[{:>4}s]{}", at.as_secs(), if warming { " warm-up" } else { "" });
     if command.produces() {
-        let p99 = Percentiles::of(&sent.latency).p99_us;
-        line += &format!(
-            " sent {:>8} msg/s {:>7.1} MB/s p99 {:>9} errors {}",
-            sent.messages,
-            sent.bytes as f64 / 1e6,
-            ms(p99),
-            sent.error_count()
-        );
+        line += &format!("{} errors {}", rate_part(" sent", sent, "p99"), sent.error_count());
     }
     if command.consumes() {
-        let p99 = Percentiles::of(&received.latency).p99_us;
-        line += &format!(
-            " | received {:>8} msg/s {:>7.1} MB/s e2e p99 {:>9}",
-            received.messages,
-            received.bytes as f64 / 1e6,
-            ms(p99)
-        );
+        line += &rate_part(" | received", received, "e2e p99");
     }
     line
+}
+
+/// One second's messages, megabytes and 99th percentile latency.
+fn rate_part(label: &str, tally: &Tally, latency_label: &str) -> String {
+    let p99 = Percentiles::of(&tally.latency).p99_us;
+    format!("{label} {:>8} msg/s {:>7.1} MB/s {latency_label} {:>9}", tally.messages, tally.bytes as f64 / 1e6, ms(p99))
 }
