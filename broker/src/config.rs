@@ -66,7 +66,8 @@ pub struct BrokerConfig {
 
 impl Default for BrokerConfig {
     fn default() -> Self {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        let home =
+            std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
         Self {
             broker_cluster_name: "DefaultCluster".into(),
             broker_name: "broker-a".into(),
@@ -101,6 +102,41 @@ impl Default for BrokerConfig {
         }
     }
 }
+
+/// What each setting does, for the configuration reference (`docs/configuration.md`, generated
+/// from this table and the defaults above; a unit test keeps the table and the fields in step).
+const MEANINGS: &[(&str, &str)] = &[
+    ("brokerClusterName", "Cluster this broker belongs to, as registered with the name servers."),
+    ("brokerName", "Broker name; brokers with the same name form a master/slave set (Apogee runs masters only)."),
+    ("brokerId", "0 for a master. Apogee has no replication, so keep 0."),
+    ("namesrvAddr", "Name servers to register with, `;`-separated `host:port` list. `-n` on the command line overrides it."),
+    ("listenAddress", "Address to listen on (Apogee). Java binds every interface; name one address to narrow it."),
+    ("listenPort", "Client port. The VIP channel some Java clients use listens on `listenPort - 2`. 0 picks a free port (tests)."),
+    ("brokerIP1", "Address registered with the name servers and written into message ids: clients connect to it, so it must be reachable from them."),
+    ("storePathRootDir", "Store directory: CommitLog, ConsumeQueues, checkpoint, lock file and the `config/` JSON files. One broker per directory."),
+    ("flushDiskType", "`ASYNC_FLUSH`: a send is acknowledged once written (survives a process crash; fdatasync every `flushIntervalCommitLog`). `SYNC_FLUSH`: acknowledged after an fdatasync that covers it (survives power loss)."),
+    ("autoCreateTopicEnable", "A send to an unknown topic creates it from the TBW102 template."),
+    ("autoCreateSubscriptionGroup", "A consumer group that is not configured is created on first use."),
+    ("defaultTopicQueueNums", "Queues of a topic created by a send (1 to 1024)."),
+    ("maxMessageSize", "Largest message body accepted, in bytes; larger sends get MESSAGE_ILLEGAL."),
+    ("brokerPermission", "6 = read and write, 4 = read only, 2 = write only."),
+    ("mappedFileSizeCommitLog", "Size of one CommitLog segment file, in bytes. Segments are created and filled ahead of need."),
+    ("flushIntervalCommitLog", "ASYNC_FLUSH: milliseconds between fdatasyncs of the CommitLog."),
+    ("syncFlushTimeout", "SYNC_FLUSH: milliseconds a send waits for its fdatasync before answering FLUSH_DISK_TIMEOUT."),
+    ("mappedFileSizeConsumeQueue", "Size of one ConsumeQueue file, in bytes (20-byte units; 300,000 units by default)."),
+    ("flushIntervalConsumeQueue", "Milliseconds between flushes of the ConsumeQueues; a crash rebuilds what was not flushed from the CommitLog."),
+    ("messageDelayLevel", "Delay of each level of delayed messages and consumer retries, space-separated (`s`, `m`, `h`, `d`)."),
+    ("longPollingEnable", "A pull that finds nothing waits (up to the client's suspend timeout) for a new message instead of answering at once."),
+    ("shortPollingTimeMills", "With long polling off: milliseconds an empty pull waits before it is answered."),
+    ("flushConsumerOffsetInterval", "Milliseconds between writes of consumer offsets and delay progress to `config/`. A crash may redeliver what was consumed since the last write."),
+    ("registerNameServerPeriod", "Milliseconds between registrations with every name server (also sent at once after a topic change)."),
+    ("registerBrokerTimeoutMills", "Milliseconds one registration waits for a name server's answer."),
+    ("channelExpiredTimeout", "Milliseconds after which a silent client (no heartbeat) is dropped from its groups."),
+    ("commitLogCacheBytes", "Bytes of the CommitLog tail kept in memory for reads (Apogee); older messages are read from disk."),
+    ("shards", "Executor threads, each owning a share of the queues (Apogee). Only 1 is supported so far."),
+    ("maxFrameBytes", "Largest request frame accepted, checked before anything is allocated (Apogee); larger frames close the connection."),
+    ("maxPendingRequests", "Requests waiting for the store at once before new ones get SYSTEM_BUSY (Apogee)."),
+];
 
 #[derive(Deserialize)]
 struct ConfigFile {
@@ -188,6 +224,15 @@ impl BrokerConfig {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
     }
 
+    /// Every setting: its key, its default (as TOML) and what it does, in file order.
+    pub fn reference() -> Vec<(&'static str, String, &'static str)> {
+        let defaults = toml::Value::try_from(Self::default()).unwrap_or(toml::Value::Table(Default::default()));
+        MEANINGS
+            .iter()
+            .map(|&(key, meaning)| (key, defaults.get(key).map(ToString::to_string).unwrap_or_default(), meaning))
+            .collect()
+    }
+
     /// `key=value` lines, as Java's GET_BROKER_CONFIG body.
     pub fn to_properties(&self) -> String {
         let value = toml::Value::try_from(self).unwrap_or(toml::Value::Table(Default::default()));
@@ -224,6 +269,16 @@ mod tests {
         let (again, _) = BrokerConfig::parse(&c.to_toml()).expect("printed config reads back");
         assert_eq!(again, c);
         assert!(c.to_properties().contains("brokerIP1=10.0.0.5\n"));
+    }
+
+    #[test]
+    fn every_setting_is_in_the_reference_and_nothing_else() {
+        let defaults = toml::Value::try_from(BrokerConfig::default()).expect("defaults render");
+        let fields: Vec<&String> = defaults.as_table().expect("a table").keys().collect();
+        let mut documented: Vec<&str> = MEANINGS.iter().map(|&(key, _)| key).collect();
+        documented.sort_unstable();
+        assert_eq!(fields, documented, "MEANINGS must describe exactly the BrokerConfig fields");
+        assert!(BrokerConfig::reference().iter().all(|(_, default, _)| !default.is_empty()));
     }
 
     #[test]

@@ -42,7 +42,8 @@ pub struct NamesrvConfig {
 
 impl Default for NamesrvConfig {
     fn default() -> Self {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        let home =
+            std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
         Self {
             listen_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             listen_port: 9876,
@@ -59,6 +60,23 @@ impl Default for NamesrvConfig {
         }
     }
 }
+
+/// What each setting does, for the configuration reference (`docs/configuration.md`, generated
+/// from this table and the defaults above; a unit test keeps the table and the fields in step).
+const MEANINGS: &[(&str, &str)] = &[
+    ("listenAddress", "Address to listen on (Apogee). Java binds every interface; name one address to narrow it."),
+    ("listenPort", "Port brokers register on and clients ask for routes. 0 picks a free port (tests)."),
+    ("kvConfigPath", "File where PUT_KV_CONFIG entries persist (JSON, Java's `kvConfig.json` shape)."),
+    ("configStorePath", "Accepted for compatibility with Java configs; Apogee writes no properties file."),
+    ("rocketmqHome", "Accepted for compatibility (Java's `ROCKETMQ_HOME`); reported by GET_NAMESRV_CONFIG only."),
+    ("productEnvName", "Reported by GET_NAMESRV_CONFIG, as Java does."),
+    ("clusterTest", "Reported by GET_NAMESRV_CONFIG, as Java does."),
+    ("orderMessageEnable", "Attach `orderTopicConf` from the ORDER_TOPIC_CONFIG KV namespace to topic routes."),
+    ("configBlackList", "`;`-separated keys UPDATE_NAMESRV_CONFIG refuses to change (`configBlackList`, `configStorePath`, `kvConfigPath` and `rocketmqHome` always are)."),
+    ("brokerChannelExpiredTime", "Milliseconds after which a broker that has not registered again is removed from the routes (Java: 120 s, fixed). A broker whose connection closes is removed at once."),
+    ("scanNotActiveBrokerInterval", "Milliseconds between scans for silent brokers."),
+    ("maxFrameBytes", "Largest request frame accepted, checked before anything is allocated (Apogee); larger frames close the connection."),
+];
 
 /// The file form: the config plus whatever keys it does not know, reported as warnings (a
 /// `namesrv.properties` carries many Java-only settings that have no meaning here).
@@ -114,6 +132,15 @@ impl NamesrvConfig {
     /// The effective configuration as TOML, in the form `-c` reads.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
+    }
+
+    /// Every setting: its key, its default (as TOML) and what it does, in file order.
+    pub fn reference() -> Vec<(&'static str, String, &'static str)> {
+        let defaults = toml::Value::try_from(Self::default()).unwrap_or(toml::Value::Table(Default::default()));
+        MEANINGS
+            .iter()
+            .map(|&(key, meaning)| (key, defaults.get(key).map(ToString::to_string).unwrap_or_default(), meaning))
+            .collect()
     }
 
     /// `key=value` lines, as Java's `getAllConfigsFormatString` (GET_NAMESRV_CONFIG).
@@ -208,6 +235,17 @@ mod tests {
         assert_eq!(config.listen_port, 9999);
         assert_eq!(config.kv_config_path, PathBuf::from("/tmp/kv.json"));
         assert_eq!(unknown, vec!["serverWorkerThreads".to_owned()]);
+    }
+
+    #[test]
+    fn every_setting_is_in_the_reference_and_nothing_else() {
+        let defaults = toml::Value::try_from(NamesrvConfig::default()).expect("defaults render");
+        let fields: Vec<&String> = defaults.as_table().expect("a table").keys().collect();
+        let mut documented: Vec<&str> = MEANINGS.iter().map(|&(key, _)| key).collect();
+        documented.sort_unstable();
+        assert_eq!(fields, documented, "MEANINGS must describe exactly the NamesrvConfig fields");
+        let printed: Vec<&str> = NamesrvConfig::default().entries().into_iter().map(|(key, _)| key).collect();
+        assert_eq!(printed, documented, "GET_NAMESRV_CONFIG must print every setting");
     }
 
     #[test]
