@@ -153,14 +153,13 @@ impl BrokerServer {
             config.namesrv_addr = addrs.join(";");
         }
         let lock = RootLock::acquire(&config.store_path_root_dir)?;
-        let addr = config.listen_addr();
-        ensure_port_free(addr)?;
+        let listeners = Listeners::bind(&config)?;
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<SocketAddr, String>>();
         let handle = LocalExecutorBuilder::new(Placement::Unbound)
             .name("broker-shard-0")
             .io_memory(2 << 20)
-            .spawn(move || async move { run(config, lock, ready_tx, stop_rx).await })
+            .spawn(move || async move { run(config, lock, listeners, ready_tx, stop_rx).await })
             .map_err(|e| BrokerError::Executor(e.to_string()))?;
         match ready_rx.recv() {
             Ok(Ok(local_addr)) => Ok(Self { local_addr, stop: Some(stop_tx), thread: Some(handle), namesrv }),
@@ -220,16 +219,30 @@ fn start_namesrv(config: &BrokerConfig) -> Result<namesrv::NamesrvServer, Broker
     Ok(server)
 }
 
-fn ensure_port_free(addr: SocketAddr) -> Result<(), BrokerError> {
-    if addr.port() == 0 {
-        return Ok(());
+/// The client port and the VIP channel (listenPort − 2, which Java clients with
+/// vipChannelEnabled use), bound before the store opens so that a taken port fails at once.
+struct Listeners {
+    main: std::net::TcpListener,
+    vip: Option<std::net::TcpListener>,
+}
+
+impl Listeners {
+    fn bind(config: &BrokerConfig) -> Result<Self, BrokerError> {
+        let bind = |addr| namesrv::listen::bind(addr).map_err(|source| BrokerError::Bind { addr, source });
+        let main = bind(config.listen_addr())?;
+        // Port 0 (tests) asks for any free port, and has no VIP channel.
+        let vip = match config.listen_port {
+            0..=2 => None,
+            port => Some(bind(SocketAddr::new(config.listen_address, port - 2))?),
+        };
+        Ok(Self { main, vip })
     }
-    std::net::TcpListener::bind(addr).map(drop).map_err(|source| BrokerError::Bind { addr, source })
 }
 
 async fn run(
     config: BrokerConfig,
     lock: RootLock,
+    listeners: Listeners,
     ready: mpsc::Sender<Result<SocketAddr, String>>,
     stop: mpsc::Receiver<()>,
 ) -> Result<(), String> {
@@ -252,22 +265,9 @@ async fn run(
         end = recovery.commitlog.end,
         "store open"
     );
-    let listener = match TcpListener::bind(config.listen_addr()) {
-        Ok(l) => l,
-        Err(e) => return fail(&ready, format!("cannot listen on {}: {e}", config.listen_addr())),
-    };
-    let local_addr = listener.local_addr().unwrap_or(config.listen_addr());
-    // The VIP channel: Java clients with vipChannelEnabled send to listenPort − 2.
-    let vip = if config.listen_port > 2 {
-        let vip_addr = SocketAddr::new(config.listen_address, config.listen_port - 2);
-        match ensure_port_free(vip_addr).map(|()| TcpListener::bind(vip_addr)) {
-            Ok(Ok(l)) => Some(l),
-            Ok(Err(e)) => return fail(&ready, format!("cannot listen on the VIP channel {vip_addr}: {e}")),
-            Err(e) => return fail(&ready, e.to_string()),
-        }
-    } else {
-        None
-    };
+    let local_addr = listeners.main.local_addr().unwrap_or(config.listen_addr());
+    let listener = namesrv::listen::into_glommio(listeners.main);
+    let vip = listeners.vip.map(namesrv::listen::into_glommio);
     let store_host = SocketAddr::new(config.broker_ip1, local_addr.port());
     let registrar = Registrar::new(&config, store_host);
     let broker = Rc::new(Broker {

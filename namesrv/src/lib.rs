@@ -6,11 +6,13 @@
 //! - [`route`]: the route tables and broker liveness (Java `RouteInfoManager`).
 //! - [`kv`]: the persisted KV config.
 //! - [`processor`]: one handler per request code.
-//! - [`server`]: sockets, framing and the expiry scan.
+//! - [`server`]: connections, framing and the expiry scan.
+//! - [`listen`]: listening sockets that a restart can rebind at once (the broker's too).
 
 pub mod config;
 mod error;
 pub mod kv;
+pub mod listen;
 pub mod processor;
 pub mod route;
 pub mod server;

@@ -49,25 +49,18 @@ impl NamesrvServer {
     pub fn start(config: NamesrvConfig) -> Result<Self, NamesrvError> {
         let kv = KvConfig::load(&config.kv_config_path)?;
         let addr = config.listen_addr();
-        ensure_port_free(addr)?;
+        let listener = crate::listen::bind(addr).map_err(|source| NamesrvError::Bind { addr, source })?;
+        let local_addr = listener.local_addr().unwrap_or(addr);
 
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
-        let (bound_tx, bound_rx) = mpsc::channel::<Result<SocketAddr, NamesrvError>>();
+        let (started_tx, started_rx) = mpsc::channel::<()>();
         let handle = LocalExecutorBuilder::new(Placement::Unbound)
             .name("namesrv")
             // No DMA files here: a small registered-buffer area keeps RLIMIT_MEMLOCK needs low.
             .io_memory(512 * 1024)
             .spawn(move || async move {
-                let listener = match TcpListener::bind(addr) {
-                    Ok(listener) => listener,
-                    Err(source) => {
-                        let source = std::io::Error::other(source.to_string());
-                        let _ = bound_tx.send(Err(NamesrvError::Bind { addr, source }));
-                        return;
-                    }
-                };
-                let local_addr = listener.local_addr().unwrap_or(addr);
-                let _ = bound_tx.send(Ok(local_addr));
+                let listener = crate::listen::into_glommio(listener);
+                let _ = started_tx.send(());
                 info!(addr = %local_addr, "name server listening");
                 let state = Rc::new(Shared {
                     state: RefCell::new(NamesrvState::new(config, kv)),
@@ -84,8 +77,7 @@ impl NamesrvServer {
                 info!("name server stopped");
             })
             .map_err(|e| NamesrvError::Executor(e.to_string()))?;
-        let local_addr =
-            bound_rx.recv().map_err(|_| NamesrvError::Executor("the executor ended before binding".into()))??;
+        started_rx.recv().map_err(|_| NamesrvError::Executor("the executor ended before serving".into()))?;
         Ok(Self { local_addr, stop: Some(stop_tx), thread: Some(handle) })
     }
 
@@ -113,15 +105,6 @@ impl NamesrvServer {
             let _ = thread.join();
         }
     }
-}
-
-/// glommio binds with SO_REUSEPORT, so a second process on the same port would silently share
-/// it. A plain bind first fails if anyone listens there.
-fn ensure_port_free(addr: SocketAddr) -> Result<(), NamesrvError> {
-    if addr.port() == 0 {
-        return Ok(());
-    }
-    std::net::TcpListener::bind(addr).map(drop).map_err(|source| NamesrvError::Bind { addr, source })
 }
 
 struct Shared {
