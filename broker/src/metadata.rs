@@ -45,8 +45,8 @@ impl Metadata {
     pub fn load(config: &BrokerConfig) -> Result<Metadata, BrokerError> {
         let dir = config.store_path_root_dir.join("config");
         let mut topics: TopicConfigSerializeWrapper = read_json(&dir.join("topics.json"))?.unwrap_or_default();
-        let groups = read_json(&dir.join("subscriptionGroups.json"))?.unwrap_or_default();
-        let offsets = read_json(&dir.join("consumerOffsets.json"))?.unwrap_or_default();
+        let groups = read_json_or_old(&dir, GROUPS_FILE, "subscriptionGroups.json")?.unwrap_or_default();
+        let offsets = read_json_or_old(&dir, OFFSETS_FILE, "consumerOffsets.json")?.unwrap_or_default();
         let delay_offsets = read_json(&dir.join("delayOffset.json"))?.unwrap_or_default();
         let table = &mut topics.topic_config_table;
         let mut system = |name: &str, queues: i32, perm: i32| {
@@ -130,8 +130,8 @@ impl Metadata {
     pub fn snapshot(&self, file: MetaFile) -> (PathBuf, Vec<u8>) {
         match file {
             MetaFile::Topics => (self.dir.join("topics.json"), self.topics.encode()),
-            MetaFile::Groups => (self.dir.join("subscriptionGroups.json"), self.groups.encode()),
-            MetaFile::Offsets => (self.dir.join("consumerOffsets.json"), self.offsets.encode()),
+            MetaFile::Groups => (self.dir.join(GROUPS_FILE), self.groups.encode()),
+            MetaFile::Offsets => (self.dir.join(OFFSETS_FILE), self.offsets.encode()),
             MetaFile::DelayOffsets => (self.dir.join("delayOffset.json"), self.delay_offsets.encode_fastjson()),
         }
     }
@@ -161,6 +161,20 @@ fn offset_key(topic: &str, group: &str) -> String {
     format!("{topic}@{group}")
 }
 
+/// Java's file names (`BrokerPathConfigHelper`), so a store's `config/` reads the same to both.
+const GROUPS_FILE: &str = "subscriptionGroup.json";
+const OFFSETS_FILE: &str = "consumerOffset.json";
+
+/// Reads `name`, or `old_name` when only that exists: Apogee builds before 2026-11 wrote
+/// `subscriptionGroups.json` and `consumerOffsets.json`, and their groups and consumer offsets
+/// must not be lost; the next write uses the Java name.
+fn read_json_or_old<T: JsonBody>(dir: &Path, name: &str, old_name: &str) -> Result<Option<T>, BrokerError> {
+    match read_json(&dir.join(name))? {
+        Some(found) => Ok(Some(found)),
+        None => read_json(&dir.join(old_name)),
+    }
+}
+
 fn read_json<T: JsonBody>(path: &Path) -> Result<Option<T>, BrokerError> {
     match std::fs::read(path) {
         Ok(bytes) => T::decode(&bytes)
@@ -181,4 +195,51 @@ pub fn persist(path: &Path, contents: &[u8]) -> Result<(), BrokerError> {
         path: path.to_path_buf(),
         source: std::io::Error::other(e.to_string()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_in(dir: &Path) -> BrokerConfig {
+        BrokerConfig { store_path_root_dir: dir.to_path_buf(), ..Default::default() }
+    }
+
+    /// Files as a Java 4.9 broker leaves them in `store/config/` (fastjson, pretty-printed, queue
+    /// ids as bare numbers).
+    #[test]
+    fn a_java_brokers_config_files_read_under_their_java_names() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("config");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(
+            dir.join("topics.json"),
+            "{\n\t\"dataVersion\":{\n\t\t\"counter\":3,\n\t\t\"timestamp\":1700000000000\n\t},\n\t\"topicConfigTable\":{\n\t\t\
+             \"TopicTest\":{\n\t\t\t\"order\":false,\n\t\t\t\"perm\":6,\n\t\t\t\"readQueueNums\":4,\n\t\t\t\
+             \"topicFilterType\":\"SINGLE_TAG\",\n\t\t\t\"topicName\":\"TopicTest\",\n\t\t\t\"topicSysFlag\":0,\n\t\t\t\
+             \"writeQueueNums\":4\n\t\t}\n\t}\n}",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.join("consumerOffset.json"),
+            "{\n\t\"offsetTable\":{\n\t\t\"TopicTest@CG_java\":{0:250,1:251,2:250,3:249\n\t\t}\n\t}\n}",
+        )
+        .expect("write");
+        let meta = Metadata::load(&config_in(root.path())).expect("load");
+        assert_eq!(meta.topics.topic_config_table["TopicTest"].write_queue_nums, 4);
+        assert_eq!(meta.query_offset("CG_java", "TopicTest", 1), 251);
+        assert_eq!(meta.snapshot(MetaFile::Offsets).0, dir.join("consumerOffset.json"));
+        assert_eq!(meta.snapshot(MetaFile::Groups).0, dir.join("subscriptionGroup.json"));
+    }
+
+    #[test]
+    fn offsets_under_the_old_apogee_file_name_are_still_read() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut meta = Metadata::load(&config_in(root.path())).expect("empty store");
+        meta.commit_offset("CG_old", "TopicOld", 2, 42);
+        let (_, contents) = meta.snapshot(MetaFile::Offsets);
+        persist(&root.path().join("config/consumerOffsets.json"), &contents).expect("write the old name");
+        let meta = Metadata::load(&config_in(root.path())).expect("load");
+        assert_eq!(meta.query_offset("CG_old", "TopicOld", 2), 42);
+    }
 }
