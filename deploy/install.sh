@@ -91,6 +91,7 @@ ETC="$root/etc/apogee"
 DATA="$root/var/lib/apogee"
 SYSUSERS="$root/usr/lib/sysusers.d/apogee.conf"
 TMPFILES="$root/usr/lib/tmpfiles.d/apogee.conf"
+DOCS="$root/usr/local/share/doc/apogee"
 BINARIES=(apogee-namesrv apogee-broker apogee)
 UNIT_FILES=(apogee-namesrv.service apogee-broker@.service)
 
@@ -112,6 +113,7 @@ if [ "$uninstall" = 1 ]; then
     for file in "$SYSUSERS" "$TMPFILES"; do
         if [ -e "$file" ]; then run rm -f "$file"; fi
     done
+    if [ -e "$DOCS" ]; then run rm -rf "$DOCS"; fi
     if systemd_live; then run systemctl daemon-reload; fi
     if [ "$purge" = 1 ]; then
         echo "install.sh: --purge: deleting configs and every stored message"
@@ -195,6 +197,11 @@ for unit in "${UNIT_FILES[@]}"; do
 done
 if systemd_live; then run systemctl daemon-reload; fi
 
+echo "== operator docs into $DOCS (the units' Documentation=)"
+for doc in "$repo"/docs/*.md; do
+    run install -D -m 0644 "$doc" "$DOCS/$(basename "$doc")"
+done
+
 echo
 echo "Installed. Start the services and have them start at boot with:"
 for config in "${configs[@]}"; do
@@ -204,4 +211,4 @@ for config in "${configs[@]}"; do
     name="$(basename "$config" .toml)"
     if [ "$name" != namesrv ]; then echo "  systemctl enable --now apogee-broker@$name.service"; fi
 done
-echo "Logs: journalctl -u apogee-namesrv -u 'apogee-broker@*'. Operations guide: docs/operations.md"
+echo "Logs: journalctl -u apogee-namesrv -u 'apogee-broker@*'. Operations guide: $DOCS/operations.md"

@@ -225,8 +225,18 @@ mod tests {
             "{\n\t\"offsetTable\":{\n\t\t\"TopicTest@CG_java\":{0:250,1:251,2:250,3:249\n\t\t}\n\t}\n}",
         )
         .expect("write");
+        std::fs::write(
+            dir.join("subscriptionGroup.json"),
+            "{\n\t\"dataVersion\":{\n\t\t\"counter\":1,\n\t\t\"timestamp\":1700000000000\n\t},\n\t\
+             \"subscriptionGroupTable\":{\n\t\t\"CG_java\":{\n\t\t\t\"brokerId\":0,\n\t\t\t\
+             \"consumeBroadcastEnable\":true,\n\t\t\t\"consumeEnable\":true,\n\t\t\t\"consumeFromMinEnable\":true,\n\t\t\t\
+             \"groupName\":\"CG_java\",\n\t\t\t\"notifyConsumerIdsChangedEnable\":true,\n\t\t\t\"retryMaxTimes\":5,\n\t\t\t\
+             \"retryQueueNums\":1,\n\t\t\t\"whichBrokerWhenConsumeSlowly\":1\n\t\t}\n\t}\n}",
+        )
+        .expect("write");
         let meta = Metadata::load(&config_in(root.path())).expect("load");
         assert_eq!(meta.topics.topic_config_table["TopicTest"].write_queue_nums, 4);
+        assert_eq!(meta.groups.subscription_group_table["CG_java"].retry_max_times, 5);
         assert_eq!(meta.query_offset("CG_java", "TopicTest", 1), 251);
         assert_eq!(meta.snapshot(MetaFile::Offsets).0, dir.join("consumerOffset.json"));
         assert_eq!(meta.snapshot(MetaFile::Groups).0, dir.join("subscriptionGroup.json"));

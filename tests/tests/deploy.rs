@@ -98,6 +98,7 @@ fn install_verify_reinstall_and_uninstall_in_a_staging_root() {
         "etc/systemd/system/apogee-namesrv.service",
         "etc/apogee/broker-a.toml",
         "etc/apogee/namesrv.toml",
+        "usr/local/share/doc/apogee/operations.md",
         "systemd-sysusers",
     ] {
         assert!(plan.contains(expected), "the dry run does not mention {expected:?}:\n{plan}");
@@ -118,6 +119,7 @@ fn install_verify_reinstall_and_uninstall_in_a_staging_root() {
     let data = std::fs::metadata(r.join("var/lib/apogee")).expect("data folder");
     assert_eq!((data.uid(), data.mode() & 0o777), (uid, 0o750), "data folder owner and mode");
     assert!(log.contains("systemctl enable --now apogee-namesrv.service"), "{log}");
+    assert!(r.join("usr/local/share/doc/apogee/configuration.md").exists(), "the docs the units point to");
     assert!(log.contains("systemctl enable --now apogee-broker@broker-a.service"), "{log}");
 
     // The units as installed: clean under systemd-analyze verify (no warning at all), and the
@@ -168,6 +170,7 @@ fn install_verify_reinstall_and_uninstall_in_a_staging_root() {
         "etc/systemd/system/multi-user.target.wants/apogee-broker@broker-a.service",
         "usr/lib/sysusers.d/apogee.conf",
         "usr/lib/tmpfiles.d/apogee.conf",
+        "usr/local/share/doc/apogee",
     ] {
         assert!(!r.join(gone).exists() && !r.join(gone).is_symlink(), "{gone} survived uninstall:\n{log}");
     }
