@@ -54,6 +54,16 @@ pub struct BrokerConfig {
     pub register_broker_timeout_mills: u64,
     /// Clients silent for this long are dropped (Java: 120 s).
     pub channel_expired_timeout: u64,
+    /// Hours a CommitLog segment is kept after its last write.
+    pub file_reserved_time: f64,
+    /// `;`-separated hours (UTC) at which expired segments are deleted.
+    pub delete_when: String,
+    /// Disk usage (percent) above which expired segments go at any hour.
+    pub disk_max_used_space_ratio: u32,
+    /// Above 85 % disk usage, delete the oldest segments even before they expire.
+    pub clean_file_forcibly_enable: bool,
+    /// Milliseconds between retention checks.
+    pub clean_resource_interval: u64,
     /// Bytes of the CommitLog tail kept in memory for reads (Apogee).
     pub commit_log_cache_bytes: usize,
     /// Executor threads (Apogee); one per core by default. Only 1 is supported so far.
@@ -95,6 +105,11 @@ impl Default for BrokerConfig {
             register_name_server_period: 30_000,
             register_broker_timeout_mills: 6_000,
             channel_expired_timeout: 120_000,
+            file_reserved_time: 72.0,
+            delete_when: "04".into(),
+            disk_max_used_space_ratio: 75,
+            clean_file_forcibly_enable: true,
+            clean_resource_interval: 10_000,
             commit_log_cache_bytes: 256 << 20,
             shards: 1,
             max_frame_bytes: wire::MAX_FRAME_BYTES_DEFAULT,
@@ -132,6 +147,11 @@ const MEANINGS: &[(&str, &str)] = &[
     ("registerNameServerPeriod", "Milliseconds between registrations with every name server (also sent at once after a topic change)."),
     ("registerBrokerTimeoutMills", "Milliseconds one registration waits for a name server's answer."),
     ("channelExpiredTimeout", "Milliseconds after which a silent client (no heartbeat) is dropped from its groups."),
+    ("fileReservedTime", "Hours a CommitLog segment is kept after its last write; older ones are deleted at a `deleteWhen` hour, or at once when the disk is fuller than `diskMaxUsedSpaceRatio`. Fractions are accepted. ConsumeQueues follow: consumers behind the new start get OFFSET_TOO_SMALL and move on."),
+    ("deleteWhen", "`;`-separated hours at which expired segments are deleted, in UTC (Java uses the host's local time), e.g. `\"04\"` or `\"04;16\"`."),
+    ("diskMaxUsedSpaceRatio", "Percent of the store's disk in use above which expired segments are deleted at any hour (10 to 95)."),
+    ("cleanFileForciblyEnable", "Above 85 % disk usage, delete the oldest segments even before `fileReservedTime` (never one still needed for recovery), as Java does."),
+    ("cleanResourceInterval", "Milliseconds between retention checks; each deletes at most 10 segments."),
     ("commitLogCacheBytes", "Bytes of the CommitLog tail kept in memory for reads (Apogee); older messages are read from disk."),
     ("shards", "Executor threads, each owning a share of the queues (Apogee). Only 1 is supported so far."),
     ("maxFrameBytes", "Largest request frame accepted, checked before anything is allocated (Apogee); larger frames close the connection."),
@@ -183,12 +203,34 @@ impl BrokerConfig {
         if self.mapped_file_size_consume_queue < 20 {
             return Err("mappedFileSizeConsumeQueue must hold at least one 20-byte unit".into());
         }
+        if !(self.file_reserved_time >= 0.0 && self.file_reserved_time.is_finite()) {
+            return Err(format!("fileReservedTime = {} must be a number of hours, 0 or more", self.file_reserved_time));
+        }
+        self.delete_hours()?;
+        if !(10..=95).contains(&self.disk_max_used_space_ratio) {
+            return Err(format!("diskMaxUsedSpaceRatio = {} must be 10..=95", self.disk_max_used_space_ratio));
+        }
         if self.broker_name.is_empty() || self.broker_cluster_name.is_empty() {
             return Err("brokerName and brokerClusterName must not be empty".into());
         }
         store::parse_delay_levels(&self.message_delay_level).map_err(|e| e.to_string())?;
         self.store_config(0).commitlog.validate().map_err(|e| e.to_string())?;
         Ok(())
+    }
+
+    /// The hours of `deleteWhen`.
+    pub fn delete_hours(&self) -> Result<Vec<u32>, String> {
+        self.delete_when
+            .split(';')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(|h| {
+                h.parse::<u32>()
+                    .ok()
+                    .filter(|h| *h < 24)
+                    .ok_or_else(|| format!("deleteWhen entry {h:?} is not an hour 0..=23"))
+            })
+            .collect()
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
@@ -258,14 +300,14 @@ mod tests {
     fn java_keys_parse_and_unknown_keys_are_reported() {
         let (c, unknown) = BrokerConfig::parse(
             "brokerClusterName = \"C1\"\nbrokerName = \"b1\"\nbrokerId = 0\nnamesrvAddr = \"10.0.0.1:9876;10.0.0.2:9876\"\n\
-             listenPort = 20911\nbrokerIP1 = \"10.0.0.5\"\nflushDiskType = \"SYNC_FLUSH\"\ndeleteWhen = \"04\"\n",
+             listenPort = 20911\nbrokerIP1 = \"10.0.0.5\"\nflushDiskType = \"SYNC_FLUSH\"\nbrokerRole = \"ASYNC_MASTER\"\n",
         )
         .expect("parse");
         assert_eq!(c.broker_cluster_name, "C1");
         assert_eq!(c.namesrv_addrs(), ["10.0.0.1:9876", "10.0.0.2:9876"]);
         assert_eq!(c.broker_ip1.to_string(), "10.0.0.5");
         assert_eq!(c.flush_disk_type(), FlushDiskType::SyncFlush);
-        assert_eq!(unknown, ["deleteWhen"]);
+        assert_eq!(unknown, ["brokerRole"]);
         let (again, _) = BrokerConfig::parse(&c.to_toml()).expect("printed config reads back");
         assert_eq!(again, c);
         assert!(c.to_properties().contains("brokerIP1=10.0.0.5\n"));
@@ -287,6 +329,13 @@ mod tests {
         assert!(err.contains("flushDiskType"), "{err}");
         let err = BrokerConfig::parse("defaultTopicQueueNums = 0").expect_err("bad queue count");
         assert!(err.contains("defaultTopicQueueNums"), "{err}");
+        let err = BrokerConfig::parse("deleteWhen = \"04;25\"").expect_err("bad hour");
+        assert!(err.contains("deleteWhen"), "{err}");
+        let err = BrokerConfig::parse("fileReservedTime = -1").expect_err("negative hours");
+        assert!(err.contains("fileReservedTime"), "{err}");
+        let (c, _) =
+            BrokerConfig::parse("fileReservedTime = 48\ndeleteWhen = \"04;16\"").expect("Java's integer hours");
+        assert_eq!((c.file_reserved_time, c.delete_hours()), (48.0, Ok(vec![4, 16])));
         let err = BrokerConfig::parse("messageDelayLevel = \"1x\"").expect_err("bad delay level");
         assert!(err.contains("messageDelayLevel"), "{err}");
         let err = BrokerConfig::parse("listenPort = \"x\"").expect_err("bad type");

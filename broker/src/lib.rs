@@ -11,6 +11,7 @@ pub mod locks;
 pub mod metadata;
 mod processor;
 mod registrar;
+pub mod retention;
 mod schedule;
 mod send_back;
 pub mod server;

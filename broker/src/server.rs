@@ -300,6 +300,7 @@ async fn run(
     tasks.push(glommio::spawn_local(crate::registrar::register_loop(broker.clone())));
     tasks.push(glommio::spawn_local(offset_flush_loop(broker.clone())));
     tasks.push(glommio::spawn_local(client_scan_loop(broker.clone())));
+    tasks.push(glommio::spawn_local(crate::retention::retention_loop(broker.clone())));
     let (wakers, schedule_tasks) = crate::schedule::start(&broker);
     *broker.schedule.borrow_mut() = wakers;
     tasks.extend(schedule_tasks);

@@ -293,6 +293,46 @@ impl CommitLog {
         self.inner.state.borrow().failed.clone()
     }
 
+    /// Deletes the oldest segments, at most `max` of them, that lie wholly below `keep_from`
+    /// (a local offset recovery may still start from) and were last written before
+    /// `expired_before` (any age when it is `None`: the disk is nearly full). Returns the bases
+    /// deleted. A read still holding a deleted segment finishes; later reads of it get
+    /// `OffsetNotFound`.
+    pub async fn delete_old_segments(
+        &self,
+        keep_from: u64,
+        expired_before: Option<SystemTime>,
+        max: usize,
+    ) -> Result<Vec<u64>, StoreError> {
+        let size = self.inner.config.segment_bytes;
+        let keep_from = keep_from.min(self.synced_end());
+        let candidates: Vec<u64> = {
+            let st = self.inner.state.borrow();
+            st.segments.keys().copied().take_while(|base| base + size <= keep_from).take(max).collect()
+        };
+        let mut deleted = Vec::new();
+        for base in candidates {
+            let path = segment::path(&self.inner.config.dir, base);
+            if let Some(before) = expired_before {
+                // Java's rule: the file's last modification, which is its last write.
+                let modified = std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .map_err(|e| StoreError::io("stat", &path, e))?;
+                if modified >= before {
+                    break;
+                }
+            }
+            let Some(file) = self.inner.state.borrow_mut().segments.remove(&base) else { break };
+            file.remove().await.map_err(|e| StoreError::io("remove", &path, e))?;
+            info!(segment = %segment::file_name(base), "CommitLog segment deleted (retention)");
+            deleted.push(base);
+        }
+        if !deleted.is_empty() {
+            segment::sync_dir(&self.inner.config.dir).await?;
+        }
+        Ok(deleted)
+    }
+
     /// The largest record that fits in a segment.
     pub fn max_record_bytes(&self) -> usize {
         (self.inner.config.segment_bytes - BLANK_LEN) as usize

@@ -209,6 +209,40 @@ impl ConsumeQueue {
         Ok(self.units(offset, 1).await?.first().copied())
     }
 
+    /// Retention: moves the minimum offset to the first unit at or past `min_physical` (where
+    /// the CommitLog now starts, shard bits included) and deletes the files, except the last,
+    /// whose units all lie below it. Returns how many files were deleted.
+    pub async fn drop_below(&self, min_physical: i64) -> Result<usize, StoreError> {
+        const STEP: usize = 1024;
+        let (mut offset, end) = (self.min_offset(), self.max_offset());
+        let new_min = loop {
+            if offset >= end {
+                break end;
+            }
+            let units = self.units(offset, STEP).await?;
+            if units.is_empty() {
+                break offset;
+            }
+            match units.iter().position(|u| !u.is_hole() && u.physical_offset >= min_physical) {
+                Some(i) => break offset + i as i64,
+                None => offset += units.len() as i64,
+            }
+        };
+        let doomed: Vec<(i64, Rc<BufferedFile>)> = {
+            let mut st = self.state.borrow_mut();
+            st.min_offset = st.min_offset.max(new_min);
+            let last = st.files.keys().next_back().copied();
+            let upf = self.units_per_file;
+            let gone: Vec<i64> =
+                st.files.keys().copied().filter(|&first| first + upf <= new_min && Some(first) != last).collect();
+            gone.into_iter().filter_map(|first| st.files.remove(&first).map(|f| (first, f))).collect()
+        };
+        for (first, file) in &doomed {
+            file.remove().await.map_err(|e| StoreError::io("remove", self.file_path(*first), e))?;
+        }
+        Ok(doomed.len())
+    }
+
     /// Writes the pending units to their files and syncs them. Returns whether anything was
     /// written.
     pub async fn flush(&self) -> Result<bool, StoreError> {

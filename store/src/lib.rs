@@ -20,7 +20,7 @@ pub use config::{CommitLogConfig, FlushDiskType};
 pub use consumequeue::{CqUnit, CQ_UNIT_BYTES};
 pub use error::StoreError;
 pub use message_store::{
-    parse_delay_levels, GetMessageResult, GetMessageStatus, MessageStore, MessageStoreConfig, PutMessage,
+    parse_delay_levels, GetMessageResult, GetMessageStatus, MessageStore, MessageStoreConfig, PutMessage, Retention,
     StoreRecovery, DEFAULT_DELAY_LEVELS,
 };
 pub use root::RootLock;

@@ -136,6 +136,17 @@ pub struct PutMessage {
 }
 
 /// How the store came up.
+/// What a retention pass deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// Bases (local offsets) of the CommitLog segments deleted.
+    pub segments: Vec<u64>,
+    /// ConsumeQueue files deleted.
+    pub queue_files: usize,
+    /// Where the CommitLog starts now.
+    pub log_min_offset: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct StoreRecovery {
     pub checkpoint: Option<Checkpoint>,
@@ -210,6 +221,10 @@ impl MessageStore {
                 closed: Cell::new(false),
             }),
         };
+        // Queues whose oldest units index segments that retention deleted start past them.
+        if store.inner.log.min_offset() > 0 {
+            store.drop_queue_units_below_log().await?;
+        }
         // Recovery's units are on disk, and the checkpoint moves past the scan, before any put.
         store.checkpoint().await?;
         glommio::spawn_local(periodic_checkpoint(Rc::downgrade(&store.inner))).detach();
@@ -357,6 +372,33 @@ impl MessageStore {
         }
         result.next_begin_offset = offset + scanned;
         Ok(result)
+    }
+
+    /// Retention: deletes CommitLog segments last written before `expired_before` (any age
+    /// with `None`, for a nearly full disk), oldest first and at most `max_segments`, never one
+    /// that recovery from the last checkpoint could need; then every ConsumeQueue's minimum
+    /// offset moves past what is gone and its files that only index deleted data go too.
+    pub async fn delete_expired(
+        &self,
+        expired_before: Option<SystemTime>,
+        max_segments: usize,
+    ) -> Result<Retention, StoreError> {
+        let keep_from = self.inner.last_checkpoint.get().map_or(0, |cp| cp.scan_from());
+        let segments = self.inner.log.delete_old_segments(keep_from, expired_before, max_segments).await?;
+        let queue_files = if segments.is_empty() { 0 } else { self.drop_queue_units_below_log().await? };
+        Ok(Retention { segments, queue_files, log_min_offset: self.inner.log.min_offset() })
+    }
+
+    /// Moves every ConsumeQueue's minimum past the start of the CommitLog.
+    async fn drop_queue_units_below_log(&self) -> Result<usize, StoreError> {
+        let min_physical = self.inner.log.global_offset(self.inner.log.min_offset());
+        let queues: Vec<Rc<ConsumeQueue>> =
+            self.inner.queues.borrow().values().flat_map(|q| q.values().cloned()).collect();
+        let mut deleted = 0;
+        for queue in queues {
+            deleted += queue.drop_below(min_physical).await?;
+        }
+        Ok(deleted)
     }
 
     /// The next queue offset of `(topic, queue_id)`; 0 for an unknown queue.

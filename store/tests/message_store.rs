@@ -213,6 +213,74 @@ fn consume_queues_span_files_survive_a_clean_restart_and_answer_time_lookups() {
     });
 }
 
+fn files_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn retention_deletes_old_segments_and_queues_start_after_them_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = config(dir.path(), FlushDiskType::SyncFlush);
+    let first_run = c.clone();
+    let log_min = on_executor(move || async move {
+        let (store, _) = open(first_run).await;
+        // "old" only gets messages at the start, so all of it expires; "live" runs throughout.
+        for seq in 0..120u64 {
+            put(&store, message("old", 0, seq, "t")).await;
+        }
+        for seq in 0..1500u64 {
+            put(&store, message("live", (seq % 2) as i32, seq, "t")).await;
+        }
+        store.checkpoint().await.expect("checkpoint");
+        let nothing = store.delete_expired(Some(std::time::UNIX_EPOCH), 10).await.expect("retention");
+        assert!(nothing.segments.is_empty(), "no segment is older than 1970: {nothing:?}");
+
+        let before_segments = files_in(&dir_of(&store, "commitlog"));
+        let r = store.delete_expired(None, 2).await.expect("retention");
+        assert_eq!(r.segments, [0, 256 * 1024], "the two oldest segments, and no more than asked");
+        assert_eq!(files_in(&dir_of(&store, "commitlog")), before_segments - 2);
+        assert_eq!(r.log_min_offset, 512 * 1024);
+        assert!(r.queue_files > 0, "ConsumeQueue files that only indexed deleted data go: {r:?}");
+
+        // The old queue is empty now: its offsets are too small, and nothing is lost silently.
+        let old_max = store.max_offset_in_queue("old", 0);
+        assert_eq!(store.min_offset_in_queue("old", 0), old_max);
+        let g = store.get_message("old", 0, 0, 32, &all).await.expect("get");
+        assert_eq!((g.status, g.next_begin_offset), (GetMessageStatus::OffsetTooSmall, old_max));
+        // The live queues start at their first message past the deleted segments, and read
+        // through to the end.
+        for queue in 0..2 {
+            let min = store.min_offset_in_queue("live", queue);
+            assert!(min > 0, "queue {queue} lost its oldest messages");
+            let seqs = read_queue(&store, "live", queue).await;
+            assert_eq!(seqs.len() as i64, store.max_offset_in_queue("live", queue) - min);
+            assert!(seqs.windows(2).all(|w| w[1] == w[0] + 2), "contiguous: {seqs:?}");
+            assert_eq!(seqs.last(), Some(&(1498 + queue as u64)));
+            let g = store.get_message("live", queue, min - 1, 32, &all).await.expect("get");
+            assert_eq!((g.status, g.next_begin_offset), (GetMessageStatus::OffsetTooSmall, min));
+        }
+        store.close().await.expect("close");
+        r.log_min_offset
+    });
+
+    on_executor(move || async move {
+        let (store, _) = open(c).await;
+        assert_eq!(store.commitlog().min_offset(), log_min);
+        for queue in 0..2 {
+            let min = store.min_offset_in_queue("live", queue);
+            let g = store.get_message("live", queue, min, 1, &all).await.expect("get");
+            assert_eq!(g.status, GetMessageStatus::Found, "after a restart the queue starts at a stored message");
+        }
+        let old_max = store.max_offset_in_queue("old", 0);
+        assert_eq!(store.min_offset_in_queue("old", 0), old_max, "an expired queue stays empty");
+        store.close().await.expect("close");
+    });
+}
+
+fn dir_of(store: &MessageStore, sub: &str) -> std::path::PathBuf {
+    store.config().dir.join(sub)
+}
+
 #[test]
 fn a_lost_checkpoint_rebuilds_every_consume_queue_and_a_torn_slot_falls_back() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -1,0 +1,107 @@
+//! Retention, as Java's `CleanCommitLogService`: every `cleanResourceInterval` the broker asks
+//! whether segments should go — at a `deleteWhen` hour, or at any hour once the store's disk is
+//! fuller than `diskMaxUsedSpaceRatio` — and the store deletes up to 10 expired segments, its
+//! ConsumeQueues following. Above 85 % (Java's `diskSpaceCleanForciblyRatio`) with
+//! `cleanFileForciblyEnable`, segments go before they expire, oldest first.
+
+use std::path::Path;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tracing::{info, warn};
+
+use crate::config::BrokerConfig;
+use crate::server::Broker;
+
+/// Segments deleted per pass at most (Java's `DELETE_FILES_BATCH_MAX`).
+const SEGMENTS_PER_PASS: usize = 10;
+/// Disk usage above which segments go before they expire (Java's default).
+const FORCIBLE_RATIO: f64 = 0.85;
+
+/// What one pass should delete: nothing, expired segments, or the oldest whatever their age.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Plan {
+    Nothing,
+    /// Segments last written before this time.
+    Expired(SystemTime),
+    /// The oldest segments, expired or not: the disk is nearly full.
+    Oldest,
+}
+
+/// Decides a pass from the time, the hour (UTC) and the fraction of the disk in use.
+pub fn plan(config: &BrokerConfig, now: SystemTime, disk_used: f64) -> Plan {
+    let hour = now.duration_since(UNIX_EPOCH).map_or(0, |d| (d.as_secs() / 3600 % 24) as u32);
+    let time_up = config.delete_hours().unwrap_or_default().contains(&hour);
+    let space_full = disk_used > f64::from(config.disk_max_used_space_ratio) / 100.0;
+    if config.clean_file_forcibly_enable && disk_used > FORCIBLE_RATIO {
+        return Plan::Oldest;
+    }
+    if !(time_up || space_full) {
+        return Plan::Nothing;
+    }
+    let reserved = Duration::from_secs_f64(config.file_reserved_time * 3600.0);
+    Plan::Expired(now.checked_sub(reserved).unwrap_or(UNIX_EPOCH))
+}
+
+/// The fraction of the filesystem holding `path` that is in use, as `df` counts it.
+pub fn disk_used(path: &Path) -> Option<f64> {
+    let stat = nix::sys::statvfs::statvfs(path).ok()?;
+    let total = stat.blocks() as f64;
+    let free = stat.blocks_available() as f64;
+    (total > 0.0).then(|| (total - free) / total)
+}
+
+pub async fn retention_loop(broker: Rc<Broker>) {
+    let interval = Duration::from_millis(broker.config.clean_resource_interval.max(100));
+    loop {
+        glommio::timer::sleep(interval).await;
+        let used = disk_used(&broker.config.store_path_root_dir).unwrap_or(0.0);
+        let expired_before = match plan(&broker.config, SystemTime::now(), used) {
+            Plan::Nothing => continue,
+            Plan::Expired(before) => Some(before),
+            Plan::Oldest => {
+                warn!(disk_used = format!("{:.0}%", used * 100.0), "disk nearly full: deleting the oldest segments");
+                None
+            }
+        };
+        match broker.store.delete_expired(expired_before, SEGMENTS_PER_PASS).await {
+            Ok(r) if !r.segments.is_empty() => info!(
+                segments = r.segments.len(),
+                consume_queue_files = r.queue_files,
+                log_starts_at = r.log_min_offset,
+                "retention deleted old messages"
+            ),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "retention failed; retrying next pass"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at_hour(hour: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(20_000 * 86_400 + hour * 3600 + 120)
+    }
+
+    #[test]
+    fn segments_go_at_the_hour_or_when_the_disk_fills() {
+        let config = BrokerConfig { delete_when: "04;16".into(), ..Default::default() };
+        let reserved = Duration::from_secs(72 * 3600);
+        assert_eq!(plan(&config, at_hour(4), 0.1), Plan::Expired(at_hour(4) - reserved));
+        assert_eq!(plan(&config, at_hour(16), 0.1), Plan::Expired(at_hour(16) - reserved));
+        assert_eq!(plan(&config, at_hour(5), 0.1), Plan::Nothing);
+        assert_eq!(plan(&config, at_hour(5), 0.80), Plan::Expired(at_hour(5) - reserved), "past 75 %");
+        assert_eq!(plan(&config, at_hour(5), 0.90), Plan::Oldest, "past 85 %");
+        let gentle = BrokerConfig { clean_file_forcibly_enable: false, ..config };
+        assert_eq!(plan(&gentle, at_hour(5), 0.90), Plan::Expired(at_hour(5) - reserved));
+    }
+
+    #[test]
+    fn disk_usage_is_a_fraction() {
+        let used = disk_used(Path::new("/")).expect("statvfs /");
+        assert!((0.0..=1.0).contains(&used), "{used}");
+        assert_eq!(disk_used(Path::new("/no/such/folder")), None);
+    }
+}
