@@ -135,12 +135,8 @@ impl NamesrvConfig {
     }
 
     /// Every setting: its key, its default (as TOML) and what it does, in file order.
-    pub fn reference() -> Vec<(&'static str, String, &'static str)> {
-        let defaults = toml::Value::try_from(Self::default()).unwrap_or(toml::Value::Table(Default::default()));
-        MEANINGS
-            .iter()
-            .map(|&(key, meaning)| (key, defaults.get(key).map(ToString::to_string).unwrap_or_default(), meaning))
-            .collect()
+    pub fn reference() -> Result<Vec<ReferenceRow>, String> {
+        reference(&Self::default(), MEANINGS)
     }
 
     /// `key=value` lines, as Java's `getAllConfigsFormatString` (GET_NAMESRV_CONFIG).
@@ -202,6 +198,26 @@ impl NamesrvConfig {
     }
 }
 
+/// One row of the configuration reference: key, default as TOML, meaning.
+pub type ReferenceRow = (&'static str, String, &'static str);
+
+/// The reference rows of a config type, from its defaults and a table of meanings (the broker's
+/// too). An error names every field without a meaning and every meaning without a field, so a
+/// new setting cannot go undocumented.
+pub fn reference<T: Serialize>(
+    defaults: &T,
+    meanings: &[(&'static str, &'static str)],
+) -> Result<Vec<ReferenceRow>, String> {
+    let value = toml::Value::try_from(defaults).map_err(|e| format!("defaults do not render: {e}"))?;
+    let table = value.as_table().ok_or("defaults are not a table")?;
+    let undocumented: Vec<&String> = table.keys().filter(|k| !meanings.iter().any(|(m, _)| m == k)).collect();
+    let unknown: Vec<&str> = meanings.iter().map(|&(m, _)| m).filter(|m| !table.contains_key(*m)).collect();
+    if !undocumented.is_empty() || !unknown.is_empty() {
+        return Err(format!("settings without a meaning: {undocumented:?}; meanings without a setting: {unknown:?}"));
+    }
+    Ok(meanings.iter().map(|&(key, meaning)| (key, table[key].to_string(), meaning)).collect())
+}
+
 fn parse_bool(value: &str) -> Option<bool> {
     match value {
         "true" => Some(true),
@@ -239,13 +255,13 @@ mod tests {
 
     #[test]
     fn every_setting_is_in_the_reference_and_nothing_else() {
-        let defaults = toml::Value::try_from(NamesrvConfig::default()).expect("defaults render");
-        let fields: Vec<&String> = defaults.as_table().expect("a table").keys().collect();
-        let mut documented: Vec<&str> = MEANINGS.iter().map(|&(key, _)| key).collect();
-        documented.sort_unstable();
-        assert_eq!(fields, documented, "MEANINGS must describe exactly the NamesrvConfig fields");
+        let rows = NamesrvConfig::reference().expect("every setting documented");
         let printed: Vec<&str> = NamesrvConfig::default().entries().into_iter().map(|(key, _)| key).collect();
+        let mut documented: Vec<&str> = rows.iter().map(|(key, _, _)| *key).collect();
+        documented.sort_unstable();
         assert_eq!(printed, documented, "GET_NAMESRV_CONFIG must print every setting");
+        let err = reference(&NamesrvConfig::default(), &MEANINGS[1..]).expect_err("a missing meaning");
+        assert!(err.contains("listenAddress"), "{err}");
     }
 
     #[test]

@@ -41,9 +41,9 @@ fn configuration_reference() -> String {
          `-n ADDRS` overrides `namesrvAddr`; `--standalone` also runs a name server in the process,\n\
          listening on the first `namesrvAddr`.\n\n",
     );
-    table(&mut out, BrokerConfig::reference());
+    table(&mut out, BrokerConfig::reference().expect("broker settings documented"));
     out.push_str("\n## Name server: `apogee-namesrv -c FILE`\n\n");
-    table(&mut out, NamesrvConfig::reference());
+    table(&mut out, NamesrvConfig::reference().expect("name server settings documented"));
     out
 }
 
