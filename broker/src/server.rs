@@ -153,7 +153,7 @@ impl BrokerServer {
             config.namesrv_addr = addrs.join(";");
         }
         let lock = RootLock::acquire(&config.store_path_root_dir)?;
-        let listeners = Listeners::bind(&config)?;
+        let listeners = Listeners::check(&config)?;
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<SocketAddr, String>>();
         let handle = LocalExecutorBuilder::new(Placement::Unbound)
@@ -220,22 +220,32 @@ fn start_namesrv(config: &BrokerConfig) -> Result<namesrv::NamesrvServer, Broker
 }
 
 /// The client port and the VIP channel (listenPort − 2, which Java clients with
-/// vipChannelEnabled use), bound before the store opens so that a taken port fails at once.
+/// vipChannelEnabled use). Checked free before the store opens, so that a taken port fails at
+/// once; bound after, so that clients of a recovering broker are refused and go elsewhere
+/// rather than wait for answers, as with Java.
 struct Listeners {
-    main: std::net::TcpListener,
-    vip: Option<std::net::TcpListener>,
+    main: SocketAddr,
+    vip: Option<SocketAddr>,
 }
 
 impl Listeners {
-    fn bind(config: &BrokerConfig) -> Result<Self, BrokerError> {
-        let bind = |addr| namesrv::listen::bind(addr).map_err(|source| BrokerError::Bind { addr, source });
-        let main = bind(config.listen_addr())?;
+    fn check(config: &BrokerConfig) -> Result<Self, BrokerError> {
+        let main = config.listen_addr();
         // Port 0 (tests) asks for any free port, and has no VIP channel.
-        let vip = match config.listen_port {
-            0..=2 => None,
-            port => Some(bind(SocketAddr::new(config.listen_address, port - 2))?),
-        };
+        let vip = (config.listen_port > 2).then(|| SocketAddr::new(config.listen_address, config.listen_port - 2));
+        for addr in std::iter::once(main).chain(vip).filter(|a| a.port() != 0) {
+            namesrv::listen::bind(addr).map(drop).map_err(|source| BrokerError::Bind { addr, source })?;
+        }
         Ok(Self { main, vip })
+    }
+
+    fn bind(&self) -> Result<(glommio::net::TcpListener, Option<glommio::net::TcpListener>), String> {
+        let bind = |addr: SocketAddr| {
+            namesrv::listen::bind(addr)
+                .map(namesrv::listen::into_glommio)
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))
+        };
+        Ok((bind(self.main)?, self.vip.map(bind).transpose()?))
     }
 }
 
@@ -265,9 +275,11 @@ async fn run(
         end = recovery.commitlog.end,
         "store open"
     );
-    let local_addr = listeners.main.local_addr().unwrap_or(config.listen_addr());
-    let listener = namesrv::listen::into_glommio(listeners.main);
-    let vip = listeners.vip.map(namesrv::listen::into_glommio);
+    let (listener, vip) = match listeners.bind() {
+        Ok(bound) => bound,
+        Err(e) => return fail(&ready, e),
+    };
+    let local_addr = listener.local_addr().unwrap_or(config.listen_addr());
     let store_host = SocketAddr::new(config.broker_ip1, local_addr.port());
     let registrar = Registrar::new(&config, store_host);
     let broker = Rc::new(Broker {
