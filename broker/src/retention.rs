@@ -43,12 +43,15 @@ pub fn plan(config: &BrokerConfig, now: SystemTime, disk_used: f64) -> Plan {
     Plan::Expired(now.checked_sub(reserved).unwrap_or(UNIX_EPOCH))
 }
 
-/// The fraction of the filesystem holding `path` that is in use, as `df` counts it.
+/// The fraction of the filesystem holding `path` that is in use, as `df` counts it: used over
+/// used plus available. Blocks reserved for root, or not backed on a thin-provisioned disk, count
+/// as neither; counting them as used (total − available) read 79 % on a disk `df` shows 43 %
+/// full, close to deleting unexpired messages.
 pub fn disk_used(path: &Path) -> Option<f64> {
     let stat = nix::sys::statvfs::statvfs(path).ok()?;
-    let total = stat.blocks() as f64;
-    let free = stat.blocks_available() as f64;
-    (total > 0.0).then(|| (total - free) / total)
+    let used = stat.blocks().saturating_sub(stat.blocks_free()) as f64;
+    let available = stat.blocks_available() as f64;
+    (used + available > 0.0).then(|| used / (used + available))
 }
 
 pub async fn retention_loop(broker: Rc<Broker>) {
