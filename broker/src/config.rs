@@ -45,6 +45,14 @@ pub struct BrokerConfig {
     /// Bytes per ConsumeQueue file (20-byte units).
     pub mapped_file_size_consume_queue: u64,
     pub flush_interval_consume_queue: u64,
+    /// Keep the key index (QUERY_MESSAGE by key and unique key).
+    pub message_index_enable: bool,
+    /// Hash slots of one index file.
+    pub max_hash_slot_num: u32,
+    /// Entries of one index file.
+    pub max_index_num: u32,
+    /// QUERY_MESSAGE by unique key returns at most this many messages.
+    pub default_query_max_num: i32,
     pub message_delay_level: String,
     pub long_polling_enable: bool,
     /// Wait of a suspended pull when long polling is off.
@@ -98,6 +106,10 @@ impl Default for BrokerConfig {
             sync_flush_timeout: 5_000,
             mapped_file_size_consume_queue: 300_000 * 20,
             flush_interval_consume_queue: 1_000,
+            message_index_enable: true,
+            max_hash_slot_num: 5_000_000,
+            max_index_num: 20_000_000,
+            default_query_max_num: 32,
             message_delay_level: store::DEFAULT_DELAY_LEVELS.into(),
             long_polling_enable: true,
             short_polling_time_mills: 1_000,
@@ -140,6 +152,10 @@ const MEANINGS: &[(&str, &str)] = &[
     ("syncFlushTimeout", "SYNC_FLUSH: milliseconds a send waits for its fdatasync before answering FLUSH_DISK_TIMEOUT."),
     ("mappedFileSizeConsumeQueue", "Size of one ConsumeQueue file, in bytes (20-byte units; 300,000 units by default)."),
     ("flushIntervalConsumeQueue", "Milliseconds between flushes of the ConsumeQueues; a crash rebuilds what was not flushed from the CommitLog."),
+    ("messageIndexEnable", "Keep the key index: message keys and unique keys (the msgId users see) of every message, for QUERY_MESSAGE (`mqadmin queryMsgByKey`, `queryMsgByUniqueKey`)."),
+    ("maxHashSlotNum", "Hash slots of one index file (4 bytes each, held in memory for the file being filled)."),
+    ("maxIndexNum", "Entries (24 bytes each) of one index file; a full file is sealed and the next one started."),
+    ("defaultQueryMaxNum", "Most messages a query by unique key returns."),
     ("messageDelayLevel", "Delay of each level of delayed messages and consumer retries, space-separated (`s`, `m`, `h`, `d`)."),
     ("longPollingEnable", "A pull that finds nothing waits (up to the client's suspend timeout) for a new message instead of answering at once."),
     ("shortPollingTimeMills", "With long polling off: milliseconds an empty pull waits before it is answered."),
@@ -214,6 +230,7 @@ impl BrokerConfig {
             return Err("brokerName and brokerClusterName must not be empty".into());
         }
         store::parse_delay_levels(&self.message_delay_level).map_err(|e| e.to_string())?;
+        self.store_config(0).index.validate().map_err(|e| e.to_string())?;
         self.store_config(0).commitlog.validate().map_err(|e| e.to_string())?;
         Ok(())
     }
@@ -258,6 +275,11 @@ impl BrokerConfig {
         c.units_per_consume_queue_file = (self.mapped_file_size_consume_queue / 20).max(1);
         c.flush_interval_consume_queue = Duration::from_millis(self.flush_interval_consume_queue.max(1));
         c.delay_levels_ms = store::parse_delay_levels(&self.message_delay_level).unwrap_or_default();
+        c.index = store::IndexConfig {
+            enabled: self.message_index_enable,
+            hash_slots: self.max_hash_slot_num,
+            max_entries: self.max_index_num,
+        };
         c
     }
 

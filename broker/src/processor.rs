@@ -42,6 +42,7 @@ pub async fn process(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand) -> O
         req::GET_EARLIEST_MSG_STORETIME => earliest_time(b, &cmd).await,
         req::SEARCH_OFFSET_BY_TIMESTAMP => search_offset(b, &cmd).await,
         req::VIEW_MESSAGE_BY_ID => view_message(b, &cmd).await,
+        req::QUERY_MESSAGE => query_message(b, &cmd).await,
         req::UPDATE_AND_CREATE_TOPIC => create_topic(b, &cmd).await,
         req::DELETE_TOPIC_IN_BROKER => delete_topic(b, &cmd).await,
         req::GET_ALL_TOPIC_CONFIG => Ok(ok(&cmd).with_body(b.meta.borrow().topics.encode())),
@@ -601,6 +602,32 @@ async fn view_message(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
         Ok(record) => Ok(ok(cmd).with_body(record)),
         Err(_) => Err(error(cmd, resp::SYSTEM_ERROR, format!("can not find message by the offset, {}", h.offset))),
     }
+}
+
+/// QUERY_MESSAGE: by key, or by unique key when the client says so (then at most
+/// `defaultQueryMaxNum`, as Java).
+async fn query_message(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: QueryMessageRequestHeader = header(cmd)?;
+    let max_num = match h.unique_key_flag {
+        Some(true) => b.config.default_query_max_num,
+        _ => h.max_num,
+    };
+    let result = b
+        .store
+        .query_message(h.topic.as_str(), h.key.as_str(), max_num.max(0) as usize, h.begin_timestamp, h.end_timestamp)
+        .await
+        .map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?;
+    let head = QueryMessageResponseHeader {
+        index_last_update_timestamp: result.index_last_update_timestamp,
+        index_last_update_phyoffset: result.index_last_update_phyoffset,
+    };
+    if result.messages.is_empty() {
+        let response = error(cmd, resp::QUERY_NOT_FOUND, "can not find message, maybe time range not correct");
+        return Err(response.with_header(&head));
+    }
+    let mut body = BytesMut::with_capacity(result.messages.iter().map(Bytes::len).sum());
+    result.messages.iter().for_each(|m| body.extend_from_slice(m));
+    Ok(ok(cmd).with_header(&head).with_body(body.freeze()))
 }
 
 async fn create_topic(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {

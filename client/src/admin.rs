@@ -8,13 +8,14 @@ use wire::body::{perm, ClusterInfo, ConsumeStats, JsonBody, KvTable, TopicList, 
 use wire::code::{request, response};
 use wire::header::{
     CreateTopicRequestHeader, DeleteTopicFromNamesrvRequestHeader, DeleteTopicRequestHeader,
-    GetConsumeStatsRequestHeader, GetTopicStatsInfoRequestHeader,
+    GetConsumeStatsRequestHeader, GetTopicStatsInfoRequestHeader, QueryMessageRequestHeader, ViewMessageRequestHeader,
 };
 use wire::message::topic;
 use wire::RemotingCommand;
 
 use crate::error::{ClientError, Result};
 use crate::instance::{ClientConfig, ClientInstance};
+use crate::message::MessageExt;
 use crate::remoting::{broker_error, expect_success};
 
 /// A topic's shape for create and update.
@@ -182,6 +183,84 @@ impl Admin {
             return Err(ClientError::InvalidArgument(format!("consumer group {group} has no offsets on any broker")));
         }
         Ok(merged)
+    }
+
+    /// Messages of `topic` with key `key` stored within `begin..=end` (ms), from every broker of
+    /// the topic (QUERY_MESSAGE, as `mqadmin queryMsgByKey`); at most `max` per broker.
+    pub async fn query_message(
+        &self,
+        topic_name: &str,
+        key: &str,
+        max: i32,
+        begin: i64,
+        end: i64,
+    ) -> Result<Vec<MessageExt>> {
+        self.query(topic_name, key, max, begin, end, false).await
+    }
+
+    /// The messages whose unique key (the msgId a producer reports) is `msg_id`
+    /// (`mqadmin queryMsgByUniqueKey`).
+    pub async fn query_message_by_unique_key(&self, topic_name: &str, msg_id: &str) -> Result<Vec<MessageExt>> {
+        self.query(topic_name, msg_id, 32, 0, i64::MAX, true).await
+    }
+
+    async fn query(
+        &self,
+        topic_name: &str,
+        key: &str,
+        max: i32,
+        begin: i64,
+        end: i64,
+        unique: bool,
+    ) -> Result<Vec<MessageExt>> {
+        let route = self.topic_route(topic_name).await?;
+        let mut found = Vec::new();
+        for broker in &route.broker_datas {
+            let Some(addr) = broker.master_addr() else { continue };
+            let header = QueryMessageRequestHeader {
+                topic: topic_name.into(),
+                key: key.into(),
+                max_num: max,
+                begin_timestamp: begin,
+                end_timestamp: end,
+                unique_key_flag: unique.then_some(true),
+            };
+            let cmd = RemotingCommand::request(request::QUERY_MESSAGE).with_header(&header);
+            let answer = self.instance.remoting.invoke(addr, cmd, self.instance.request_timeout()).await?;
+            match answer.code {
+                response::SUCCESS => {}
+                response::QUERY_NOT_FOUND => continue,
+                _ => return Err(broker_error(addr, request::QUERY_MESSAGE, &answer)),
+            }
+            let stored = wire::message::decode_stored_messages(&answer.body, false).map_err(|e| {
+                ClientError::InvalidArgument(format!("{addr}: QUERY_MESSAGE answered with bad records: {e}"))
+            })?;
+            found.extend(stored.into_iter().map(|m| MessageExt::new(m, &broker.broker_name)));
+        }
+        // As Java's client: only exact matches, whatever a broker's index let through.
+        found.retain(|m| match unique {
+            true => m.msg_id() == key,
+            false => m.keys().contains(&key),
+        });
+        Ok(found)
+    }
+
+    /// The message with offset message id `offset_msg_id` (VIEW_MESSAGE_BY_ID, as `mqadmin
+    /// queryMsgById`).
+    pub async fn view_message(&self, offset_msg_id: &str) -> Result<MessageExt> {
+        let (host, offset) = wire::message::decode_offset_msg_id(offset_msg_id)
+            .map_err(|e| ClientError::InvalidArgument(format!("{offset_msg_id:?} is not an offset message id: {e}")))?;
+        let addr = host.to_string();
+        let cmd =
+            RemotingCommand::request(request::VIEW_MESSAGE_BY_ID).with_header(&ViewMessageRequestHeader { offset });
+        let answer = self.instance.call(&addr, cmd).await?;
+        let mut stored = wire::message::decode_stored_messages(&answer.body, false).map_err(|e| {
+            ClientError::InvalidArgument(format!("{addr}: VIEW_MESSAGE_BY_ID answered with a bad record: {e}"))
+        })?;
+        match stored.pop() {
+            Some(m) => Ok(MessageExt::new(m, "")),
+            None => Err(ClientError::InvalidArgument(format!("{addr}: no message at offset {offset}"))),
+        }
     }
 
     /// GET_BROKER_RUNTIME_INFO: the broker's counters as name → value.

@@ -1,6 +1,6 @@
 //! Per-shard storage for Apogee: the CommitLog (RocketMQ 4.x record format, fixed-size
 //! segments written with O_DIRECT, group commit, recovery of a torn tail), the ConsumeQueues
-//! derived from it, and the checkpoint that bounds recovery. Knows nothing of sockets; runs on
+//! and the key index derived from it, and the checkpoint that bounds recovery. Knows nothing of sockets; runs on
 //! the shard's glommio executor.
 
 mod checkpoint;
@@ -9,6 +9,7 @@ mod config;
 mod consumequeue;
 mod crc32c;
 mod error;
+mod index;
 mod message_store;
 mod root;
 mod segment;
@@ -19,9 +20,10 @@ pub use commitlog::{AppendResult, CommitLog, Durable, RecoveredRecord, RecoveryR
 pub use config::{CommitLogConfig, FlushDiskType};
 pub use consumequeue::{CqUnit, CQ_UNIT_BYTES};
 pub use error::StoreError;
+pub use index::{key_hash, IndexConfig, IndexHits, KeyIndex};
 pub use message_store::{
-    parse_delay_levels, GetMessageResult, GetMessageStatus, MessageStore, MessageStoreConfig, PutMessage, Retention,
-    StoreRecovery, DEFAULT_DELAY_LEVELS,
+    parse_delay_levels, GetMessageResult, GetMessageStatus, MessageStore, MessageStoreConfig, PutMessage,
+    QueryMessageResult, Retention, StoreRecovery, DEFAULT_DELAY_LEVELS, MAX_MSGS_NUM_BATCH,
 };
 pub use root::RootLock;
 

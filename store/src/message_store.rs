@@ -22,6 +22,10 @@ use crate::commitlog::{CommitLog, Durable, RecoveryReport};
 use crate::config::CommitLogConfig;
 use crate::consumequeue::{ConsumeQueue, CqUnit};
 use crate::error::StoreError;
+use crate::index::{IndexConfig, KeyIndex};
+
+/// Java's `maxMsgsNumBatch`: the most messages one QUERY_MESSAGE returns.
+pub const MAX_MSGS_NUM_BATCH: usize = 64;
 
 /// Java's default `messageDelayLevel`: 1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h.
 pub const DEFAULT_DELAY_LEVELS: &str = "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h";
@@ -44,6 +48,9 @@ pub struct MessageStoreConfig {
     /// `maxTransferBytesOnMessageInDisk` / `maxTransferCountOnMessageInDisk`.
     pub max_transfer_bytes_in_disk: usize,
     pub max_transfer_count_in_disk: usize,
+    /// The key index (`messageIndexEnable`, `maxHashSlotNum`, `maxIndexNum`); its folder is
+    /// `<dir>/index`.
+    pub index: IndexConfig,
 }
 
 impl MessageStoreConfig {
@@ -59,6 +66,7 @@ impl MessageStoreConfig {
             max_transfer_count_in_memory: 32,
             max_transfer_bytes_in_disk: 64 * 1024,
             max_transfer_count_in_disk: 8,
+            index: IndexConfig::default(),
         }
     }
 }
@@ -128,6 +136,14 @@ pub struct GetMessageResult {
     pub buffer_total_size: usize,
 }
 
+/// What QUERY_MESSAGE found: whole stored records, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct QueryMessageResult {
+    pub messages: Vec<Bytes>,
+    pub index_last_update_timestamp: i64,
+    pub index_last_update_phyoffset: i64,
+}
+
 /// Where a put went.
 #[must_use = "a put is acknowledged only once its Durable completes"]
 pub struct PutMessage {
@@ -158,6 +174,7 @@ struct Inner {
     config: MessageStoreConfig,
     log: CommitLog,
     queues: RefCell<HashMap<String, HashMap<i32, Rc<ConsumeQueue>>>>,
+    index: Option<KeyIndex>,
     checkpoint: RefCell<Option<CheckpointFile>>,
     /// One checkpoint at a time: the periodic one and a close may meet.
     checkpoint_turn: glommio::sync::Semaphore,
@@ -191,10 +208,18 @@ impl MessageStore {
         let loaded = queues.values().map(HashMap::len).sum::<usize>();
         info!(dir = %config.dir.display(), queues = loaded, ?checkpoint, "ConsumeQueues loaded");
 
+        let index = match config.index.enabled {
+            true => Some(KeyIndex::open(config.dir.join("index"), config.index).await?),
+            false => None,
+        };
+
         let queues = RefCell::new(queues);
         let (log, report) = {
             let mut dispatch = |rec: crate::commitlog::RecoveredRecord<'_>| {
                 let msg = rec.message;
+                if let Some(index) = &index {
+                    index_message(index, msg);
+                }
                 if !is_consumable(msg.sys_flag) {
                     return;
                 }
@@ -215,6 +240,7 @@ impl MessageStore {
                 config,
                 log,
                 queues,
+                index,
                 checkpoint: RefCell::new(Some(checkpoint_file)),
                 checkpoint_turn: glommio::sync::Semaphore::new(1),
                 last_checkpoint: Cell::new(checkpoint),
@@ -256,6 +282,9 @@ impl MessageStore {
         let queue = consumable.then(|| self.queue_or_create(msg.topic.as_str(), msg.queue_id));
         msg.queue_offset = queue.as_ref().map_or(0, |q| q.max_offset());
         let durable = self.inner.log.append(&mut msg)?;
+        if let Some(index) = &self.inner.index {
+            index_message(index, &msg);
+        }
         if let Some(queue) = queue {
             let result = durable.result();
             let unit = CqUnit {
@@ -385,7 +414,13 @@ impl MessageStore {
     ) -> Result<Retention, StoreError> {
         let keep_from = self.inner.last_checkpoint.get().map_or(0, |cp| cp.scan_from());
         let segments = self.inner.log.delete_old_segments(keep_from, expired_before, max_segments).await?;
-        let queue_files = if segments.is_empty() { 0 } else { self.drop_queue_units_below_log().await? };
+        let mut queue_files = 0;
+        if !segments.is_empty() {
+            queue_files = self.drop_queue_units_below_log().await?;
+            if let Some(index) = &self.inner.index {
+                index.drop_below(self.inner.log.global_offset(self.inner.log.min_offset()))?;
+            }
+        }
         Ok(Retention { segments, queue_files, log_min_offset: self.inner.log.min_offset() })
     }
 
@@ -399,6 +434,51 @@ impl MessageStore {
             deleted += queue.drop_below(min_physical).await?;
         }
         Ok(deleted)
+    }
+
+    /// QUERY_MESSAGE: messages of `topic` whose key or unique key is `key`, stored within
+    /// `begin..=end` (ms), the newest `max_num` (at most [`MAX_MSGS_NUM_BATCH`]) oldest first.
+    /// Unlike Java, records are checked against the key, so hash neighbours never show up.
+    pub async fn query_message(
+        &self,
+        topic: &str,
+        key: &str,
+        max_num: usize,
+        begin: i64,
+        end: i64,
+    ) -> Result<QueryMessageResult, StoreError> {
+        let Some(index) = &self.inner.index else { return Ok(QueryMessageResult::default()) };
+        let max_num = max_num.min(MAX_MSGS_NUM_BATCH);
+        // Extra hits cover hash neighbours and records not yet durable.
+        let hits = index.query(topic, key, begin, end, max_num * 2 + 8).await?;
+        let mut offsets = hits.physical_offsets;
+        offsets.sort_unstable();
+        offsets.dedup();
+        let durable_end = self.inner.log.durable_end();
+        let mut result = QueryMessageResult {
+            messages: Vec::new(),
+            index_last_update_timestamp: hits.last_update_timestamp,
+            index_last_update_phyoffset: hits.last_update_physical_offset,
+        };
+        for offset in offsets.into_iter().rev() {
+            if result.messages.len() >= max_num {
+                break;
+            }
+            if CommitLog::local_part(offset) >= durable_end {
+                continue;
+            }
+            let record = match self.inner.log.read_record(offset).await {
+                Ok(record) => record,
+                Err(StoreError::OffsetNotFound(_)) => continue, // deleted by retention meanwhile
+                Err(e) => return Err(e),
+            };
+            let Ok((msg, _)) = StoredMessage::decode(&record, false) else { continue };
+            if msg.topic.as_str() == topic && index_keys(&msg).any(|k| k == key) {
+                result.messages.push(record);
+            }
+        }
+        result.messages.reverse();
+        Ok(result)
     }
 
     /// The next queue offset of `(topic, queue_id)`; 0 for an unknown queue.
@@ -511,6 +591,9 @@ impl MessageStore {
         for queue in queues {
             queue.flush().await?;
         }
+        if let Some(index) = &self.inner.index {
+            index.flush(log.global_offset(end)).await?;
+        }
         if log.synced_end() < end {
             log.flush().await?;
         }
@@ -602,6 +685,22 @@ async fn load_queues(
         }
     }
     Ok(queues)
+}
+
+/// Files a stored record under its unique key and keys; rolled-back transaction messages are
+/// left out, as in Java.
+fn index_message(index: &KeyIndex, msg: &StoredMessage) {
+    if sys_flag::transaction_type(msg.sys_flag) == sys_flag::TRANSACTION_ROLLBACK_TYPE {
+        return;
+    }
+    index.put(msg.topic.as_str(), msg.physical_offset, msg.store_timestamp, index_keys(msg));
+}
+
+/// UNIQ_KEY, then each of KEYS (space-separated).
+fn index_keys(msg: &StoredMessage) -> impl Iterator<Item = &str> {
+    let unique = msg.property(properties::UNIQ_CLIENT_MESSAGE_ID_KEYIDX);
+    let keys = msg.property(properties::KEYS).into_iter().flat_map(|k| k.split(properties::KEY_SEPARATOR));
+    unique.into_iter().chain(keys).filter(|k| !k.is_empty())
 }
 
 /// Prepared and rolled-back transaction messages are stored but no queue serves them.

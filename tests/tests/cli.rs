@@ -1,5 +1,5 @@
 //! The `apogee` CLI against a real broker: topic administration, a send / consume round trip,
-//! and errors that say what went wrong with a nonzero exit.
+//! finding messages by key, unique key and offset id (before and after a restart), and errors that say what went wrong with a nonzero exit.
 
 use std::process::Output;
 
@@ -150,6 +150,68 @@ fn send_then_consume_round_trips_with_tags_keys_and_properties() {
     ));
     assert_eq!(tagged.lines().count(), 2, "{tagged}");
     assert!(tagged.lines().all(|l| l.contains("tags=TagCli")), "{tagged}");
+}
+
+#[test]
+fn messages_are_found_by_key_unique_key_and_offset_id_also_after_a_restart() {
+    let broker = TestBroker::start();
+    broker.create_topic("CliQuery", 4);
+    let ns = broker.namesrv().to_string();
+    let mut sent = Vec::new();
+    for i in 0..40 {
+        let keys = format!("order-{i},shared");
+        let body = format!("body {i}");
+        let args = ["-n", &ns, "send", "-t", "CliQuery", "-k", &keys, "--json", &body];
+        sent.extend(json_lines(&run_apogee(&args, "")));
+    }
+    assert_eq!(sent.len(), 40);
+
+    let check = |ns: &str| {
+        let by_key =
+            json_lines(&run_apogee(&["-n", ns, "message", "key", "-t", "CliQuery", "-k", "order-7", "--json"], ""));
+        assert_eq!(by_key.len(), 1, "{by_key:?}");
+        assert_eq!(by_key[0]["body"], "body 7");
+        assert_eq!(by_key[0]["msgId"], sent[7]["msgId"]);
+        let shared =
+            json_lines(&run_apogee(&["-n", ns, "message", "key", "-t", "CliQuery", "-k", "shared", "--json"], ""));
+        assert_eq!(shared.len(), 40, "every message with the shared key");
+        let limited = json_lines(&run_apogee(
+            &["-n", ns, "message", "key", "-t", "CliQuery", "-k", "shared", "--max", "3", "--json"],
+            "",
+        ));
+        let bodies: Vec<&str> = limited.iter().map(|m| m["body"].as_str().expect("body")).collect();
+        assert_eq!(bodies, ["body 37", "body 38", "body 39"], "the newest, oldest first");
+        let id = sent[21]["msgId"].as_str().expect("msgId");
+        let by_id = json_lines(&run_apogee(&["-n", ns, "message", "id", "-t", "CliQuery", "-i", id, "--json"], ""));
+        assert_eq!((by_id.len(), &by_id[0]["body"]), (1, &Value::from("body 21")));
+        let missing = run_apogee(&["-n", ns, "message", "key", "-t", "CliQuery", "-k", "order-40"], "");
+        assert!(!missing.status.success());
+        assert!(String::from_utf8_lossy(&missing.stderr).contains("no message matches"));
+    };
+    check(&ns);
+    // The offset id names this broker's address, which a restart changes (new ports).
+    let offset_id = sent[33]["offsetMsgId"].as_str().expect("offsetMsgId");
+    let viewed = json_lines(&run_apogee(&["-n", &ns, "message", "offset-id", "-i", offset_id, "--json"], ""));
+    assert_eq!(viewed[0]["body"], "body 33");
+
+    // On the wire: QUERY_NOT_FOUND with Java's remark and the index's last update.
+    let header = wire::header::QueryMessageRequestHeader {
+        topic: "CliQuery".into(),
+        key: "nobody".into(),
+        max_num: 32,
+        begin_timestamp: 0,
+        end_timestamp: i64::MAX,
+        unique_key_flag: None,
+    };
+    let cmd = wire::RemotingCommand::request(wire::code::request::QUERY_MESSAGE).with_header(&header);
+    let answer = apogee_tests::call(broker.addr(), &cmd);
+    assert_eq!(answer.code, wire::code::response::QUERY_NOT_FOUND);
+    assert_eq!(answer.remark_str(), "can not find message, maybe time range not correct");
+    let head: wire::header::QueryMessageResponseHeader = answer.header().expect("response header");
+    assert!(head.index_last_update_timestamp > 0, "{head:?}");
+
+    let broker = broker.restart();
+    check(&broker.namesrv().to_string());
 }
 
 #[test]

@@ -44,6 +44,41 @@ enum Command {
     Send(SendArgs),
     /// Print a topic's messages, from the end (new ones), the beginning, an offset or a time.
     Consume(ConsumeArgs),
+    /// Find stored messages by key, unique key (msgId) or offset message id.
+    #[command(subcommand)]
+    Message(MessageCommand),
+}
+
+#[derive(Subcommand)]
+enum MessageCommand {
+    /// Messages with a key (QUERY_MESSAGE, as `mqadmin queryMsgByKey`).
+    Key {
+        #[arg(short = 't', long)]
+        topic: String,
+        #[arg(short = 'k', long)]
+        key: String,
+        /// Most messages per broker (the broker caps it at 64).
+        #[arg(long, default_value_t = 64)]
+        max: i32,
+        /// Stored at or after this time (ms since the epoch).
+        #[arg(long, default_value_t = 0)]
+        begin: i64,
+        /// Stored at or before this time (ms since the epoch).
+        #[arg(long, default_value_t = i64::MAX)]
+        end: i64,
+    },
+    /// Messages with a unique key: the msgId a producer reports (`mqadmin queryMsgByUniqueKey`).
+    Id {
+        #[arg(short = 't', long)]
+        topic: String,
+        #[arg(short = 'i', long)]
+        id: String,
+    },
+    /// The message with an offset message id (VIEW_MESSAGE_BY_ID, `mqadmin queryMsgById`).
+    OffsetId {
+        #[arg(short = 'i', long)]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -217,6 +252,8 @@ enum CliError {
     Stdin(#[from] std::io::Error),
     #[error("{0}")]
     Incomplete(String),
+    #[error("{0}")]
+    NotFound(String),
 }
 
 fn parse_property(text: &str) -> Result<(String, String), String> {
@@ -275,7 +312,25 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Send(args) => send(config, args, &out).await,
         Command::Consume(args) => consume(config, args, &out).await,
+        Command::Message(command) => find_messages(config, command, &out).await,
     }
+}
+
+async fn find_messages(config: ClientConfig, command: MessageCommand, out: &Output) -> Result<(), CliError> {
+    let admin = Admin::start(config)?;
+    let found = match command {
+        MessageCommand::Key { topic, key, max, begin, end } => {
+            admin.query_message(&topic, &key, max, begin, end).await?
+        }
+        MessageCommand::Id { topic, id } => admin.query_message_by_unique_key(&topic, &id).await?,
+        MessageCommand::OffsetId { id } => vec![admin.view_message(&id).await?],
+    };
+    admin.shutdown().await;
+    if found.is_empty() {
+        return Err(CliError::NotFound("no message matches".into()));
+    }
+    found.iter().for_each(|m| out.message(m));
+    Ok(())
 }
 
 async fn topic(config: ClientConfig, command: TopicCommand, out: &Output) -> Result<(), CliError> {
