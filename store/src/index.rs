@@ -98,21 +98,21 @@ impl Entry {
     }
 }
 
-/// What the header of a file says; written after the entries it counts are synced.
+/// What the header of a file says; written after the entries it counts are synced, so it only
+/// ever describes durable entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Header {
     sealed: bool,
     hash_slots: u32,
     count: u32,
-    /// Records below this physical offset are indexed (or have no keys).
-    covered_end: i64,
     begin_timestamp: i64,
+    /// Store time and physical offset of the last entry counted.
     end_timestamp: i64,
     last_physical_offset: i64,
 }
 
 impl Header {
-    const LEN: usize = 56;
+    const LEN: usize = 48;
 
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_BYTES as usize);
@@ -121,7 +121,6 @@ impl Header {
         out.extend_from_slice(&u32::from(self.sealed).to_le_bytes());
         out.extend_from_slice(&self.hash_slots.to_le_bytes());
         out.extend_from_slice(&self.count.to_le_bytes());
-        out.extend_from_slice(&self.covered_end.to_le_bytes());
         out.extend_from_slice(&self.begin_timestamp.to_le_bytes());
         out.extend_from_slice(&self.end_timestamp.to_le_bytes());
         out.extend_from_slice(&self.last_physical_offset.to_le_bytes());
@@ -136,17 +135,16 @@ impl Header {
         let b = b.get(..Self::LEN)?;
         let u32_at = |at: usize| b.get(at..at + 4).and_then(|s| s.try_into().ok()).map(u32::from_le_bytes);
         let i64_at = |at: usize| b.get(at..at + 8).and_then(|s| s.try_into().ok()).map(i64::from_le_bytes);
-        if u32_at(0)? != MAGIC || u32_at(4)? != VERSION || u32_at(52)? != crc32c(&b[..52]) {
+        if u32_at(0)? != MAGIC || u32_at(4)? != VERSION || u32_at(44)? != crc32c(&b[..44]) {
             return None;
         }
         Some(Header {
             sealed: u32_at(8)? != 0,
             hash_slots: u32_at(12)?,
             count: u32_at(16)?,
-            covered_end: i64_at(20)?,
-            begin_timestamp: i64_at(28)?,
-            end_timestamp: i64_at(36)?,
-            last_physical_offset: i64_at(44)?,
+            begin_timestamp: i64_at(20)?,
+            end_timestamp: i64_at(28)?,
+            last_physical_offset: i64_at(36)?,
         })
     }
 }
@@ -160,12 +158,14 @@ struct FileState {
     written: u32,
     pending: VecDeque<Entry>,
     begin_timestamp: i64,
+    /// Of the last entry added.
     end_timestamp: i64,
     last_physical_offset: i64,
+    /// Of the last entry written.
+    written_end_timestamp: i64,
+    written_last_offset: i64,
     /// The slot table is on disk.
     sealed: bool,
-    /// What the header on disk says is covered.
-    covered_end: i64,
 }
 
 struct IndexFile {
@@ -193,8 +193,9 @@ impl IndexFile {
                 begin_timestamp: 0,
                 end_timestamp: 0,
                 last_physical_offset: 0,
+                written_end_timestamp: 0,
+                written_last_offset: -1,
                 sealed: false,
-                covered_end: base,
             }),
         }
     }
@@ -219,10 +220,9 @@ impl IndexFile {
                 sealed: false,
                 hash_slots: config.hash_slots,
                 count: 0,
-                covered_end: base,
                 begin_timestamp: 0,
                 end_timestamp: 0,
-                last_physical_offset: 0,
+                last_physical_offset: -1,
             }
         });
         let index = IndexFile {
@@ -238,8 +238,9 @@ impl IndexFile {
                 begin_timestamp: header.begin_timestamp,
                 end_timestamp: header.end_timestamp,
                 last_physical_offset: header.last_physical_offset,
+                written_end_timestamp: header.end_timestamp,
+                written_last_offset: header.last_physical_offset,
                 sealed: header.sealed,
-                covered_end: header.covered_end,
             }),
         };
         if !header.sealed {
@@ -367,20 +368,20 @@ impl IndexFile {
         Ok(())
     }
 
-    /// Writes the entries of records below `end`, then (for a file no longer active) the slot
-    /// table, then the header saying all of it; each step synced before the next.
+    /// Writes the entries of records below `end`, then (for a file no longer active, once all
+    /// its entries are written) the slot table, then the header that counts them; each step
+    /// synced before the next.
     async fn flush(&self, end: i64, active: bool) -> Result<(), StoreError> {
-        let (bytes, from, n, covered_end, seal) = {
+        let (bytes, from, n, last, seal) = {
             let st = self.state.borrow();
             let n = st.pending.iter().take_while(|e| e.physical_offset < end).count();
             let mut bytes = Vec::with_capacity(n * ENTRY_BYTES);
             st.pending.iter().take(n).for_each(|e| e.encode(&mut bytes));
-            let covered_end = if active { end } else { st.covered_end.max(st.last_physical_offset + 1) };
+            let last = n.checked_sub(1).and_then(|i| st.pending.get(i)).copied();
             let seal = !active && !st.sealed && n == st.pending.len();
-            (bytes, st.written, n, covered_end, seal)
+            (bytes, st.written, n, last, seal)
         };
-        let covered_end = covered_end.max(self.state.borrow().covered_end);
-        if n == 0 && !seal && covered_end == self.state.borrow().covered_end {
+        if n == 0 && !seal {
             return Ok(());
         }
         let file = self.handle_or_create().await?;
@@ -391,6 +392,10 @@ impl IndexFile {
             let mut st = self.state.borrow_mut();
             st.written += n as u32;
             st.pending.drain(..n);
+            if let Some(last) = last {
+                st.written_end_timestamp = last.store_timestamp;
+                st.written_last_offset = last.physical_offset;
+            }
         }
         if seal {
             let table = {
@@ -407,17 +412,15 @@ impl IndexFile {
                 sealed: st.sealed || seal,
                 hash_slots: self.hash_slots,
                 count: st.written,
-                covered_end,
                 begin_timestamp: st.begin_timestamp,
-                end_timestamp: st.end_timestamp,
-                last_physical_offset: st.last_physical_offset,
+                end_timestamp: st.written_end_timestamp,
+                last_physical_offset: st.written_last_offset,
             }
         };
         write_all(&file, &self.path, header.encode(), 0).await?;
         file.fdatasync().await.map_err(|e| StoreError::io("sync", &self.path, e))?;
-        let mut st = self.state.borrow_mut();
-        st.covered_end = covered_end;
         if seal {
+            let mut st = self.state.borrow_mut();
             st.sealed = true;
             st.slots = None;
         }
@@ -458,6 +461,8 @@ pub struct KeyIndex {
     config: IndexConfig,
     files: RefCell<Vec<Rc<IndexFile>>>,
     /// Records below this physical offset have been indexed; recovery's replay skips them.
+    /// At open: past the last durable entry. Entries reach the disk in physical order, older
+    /// files first, so every record with keys below it is in the files.
     next_offset: Cell<i64>,
 }
 
@@ -484,7 +489,9 @@ impl KeyIndex {
             let file = IndexFile::load(dir.join(format!("{base:020}")), base, &config).await?;
             {
                 let st = file.state.borrow();
-                next_offset = st.covered_end.max(next_offset);
+                if st.count > 0 {
+                    next_offset = next_offset.max(st.written_last_offset + 1);
+                }
                 entries += u64::from(st.count);
             }
             files.push(Rc::new(file));
