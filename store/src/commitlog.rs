@@ -409,6 +409,45 @@ impl CommitLog {
         read_exact(&file, pos, size).await.map_err(|e| io_err("read", &self.inner.config, e))
     }
 
+    /// Records `(physical offset, size)`, ascending: those close together in one segment are
+    /// read from disk with one read. A consumer catching up reads one queue's records, which
+    /// lie between other queues' at a short stride, so a pull's batch is usually one read
+    /// instead of one per record.
+    pub async fn read_near(&self, records: &[(i64, usize)]) -> Result<Vec<Bytes>, StoreError> {
+        let segment_bytes = self.inner.config.segment_bytes;
+        let mut out = Vec::with_capacity(records.len());
+        let mut rest = records;
+        while let Some(&(first, first_size)) = rest.first() {
+            let start = self.local_offset(first)?;
+            let cached = self.inner.state.borrow().cache.record_at(start).is_some();
+            let group = if cached {
+                1
+            } else {
+                let segment = start / segment_bytes;
+                rest.iter()
+                    .take_while(|(offset, size)| {
+                        let local = CommitLog::local_part(*offset);
+                        local / segment_bytes == segment && local + *size as u64 <= start + NEAR_READ_BYTES
+                    })
+                    .count()
+                    .max(1)
+            };
+            if group == 1 {
+                out.push(self.read(first, first_size).await?);
+            } else {
+                let (last, last_size) = rest[group - 1];
+                let span = (CommitLog::local_part(last) + last_size as u64 - start) as usize;
+                let bytes = self.read(first, span).await?;
+                for &(offset, size) in &rest[..group] {
+                    let at = (CommitLog::local_part(offset) - start) as usize;
+                    out.push(bytes.slice(at..at + size));
+                }
+            }
+            rest = &rest[group..];
+        }
+        Ok(out)
+    }
+
     /// The record at `physical_offset` when its size is not known (lookups by message id).
     pub async fn read_record(&self, physical_offset: i64) -> Result<Bytes, StoreError> {
         let local = self.local_offset(physical_offset)?;
@@ -470,6 +509,9 @@ fn now_ms() -> i64 {
 fn io_err(op: &'static str, config: &CommitLogConfig, e: impl std::fmt::Display) -> StoreError {
     StoreError::io(op, &config.dir, e)
 }
+
+/// The largest span `read_near` reads at once.
+const NEAR_READ_BYTES: u64 = 256 * 1024;
 
 async fn read_exact(file: &DmaFile, pos: u64, size: usize) -> Result<Bytes, String> {
     let got = file.read_at(pos, size).await.map_err(|e| e.to_string())?;

@@ -355,13 +355,16 @@ impl MessageStore {
         let config = &self.inner.config;
         result.status = GetMessageStatus::NoMatchedMessage;
         let mut scanned = 0i64;
+        // What the batch takes: (queue offset, unit), read together afterwards.
+        let mut selected: Vec<(i64, &CqUnit)> = Vec::new();
+        let mut selected_bytes = 0usize;
         for unit in &units {
             if unit.is_hole() {
                 scanned += 1;
                 continue;
             }
             if CommitLog::local_part(unit.physical_offset) + unit.size as u64 > durable_end {
-                if result.messages.is_empty() && scanned == 0 {
+                if selected.is_empty() && scanned == 0 {
                     result.status = GetMessageStatus::OffsetOverflowOne; // not yet durable
                 }
                 break;
@@ -372,11 +375,9 @@ impl MessageStore {
             } else {
                 (config.max_transfer_bytes_in_disk, config.max_transfer_count_in_disk)
             };
-            let count = result.messages.len();
+            let count = selected.len();
             if count > 0
-                && (count >= max_count
-                    || result.buffer_total_size + unit.size as usize > max_bytes
-                    || count > max_msgs - 1)
+                && (count >= max_count || selected_bytes + unit.size as usize > max_bytes || count > max_msgs - 1)
             {
                 break;
             }
@@ -384,22 +385,41 @@ impl MessageStore {
             if !accept_tag(unit.tag_code) {
                 continue;
             }
-            match log.read(unit.physical_offset, unit.size as usize).await {
-                Ok(record) => {
+            selected.push((offset + scanned - 1, unit));
+            selected_bytes += unit.size as usize;
+        }
+        result.next_begin_offset = offset + scanned;
+        let wanted: Vec<(i64, usize)> = selected.iter().map(|(_, u)| (u.physical_offset, u.size as usize)).collect();
+        match log.read_near(&wanted).await {
+            Ok(records) => {
+                for ((queue_offset, _), record) in selected.iter().zip(records) {
                     result.buffer_total_size += record.len();
-                    result.queue_offsets.push(offset + scanned - 1);
+                    result.queue_offsets.push(*queue_offset);
                     result.messages.push(record);
                     result.status = GetMessageStatus::Found;
                 }
-                Err(StoreError::OffsetNotFound(_)) => {
-                    if result.messages.is_empty() {
-                        result.status = GetMessageStatus::MessageWasRemoving;
+            }
+            // Retention deleted some of them meanwhile: take what is left, one by one.
+            Err(StoreError::OffsetNotFound(_)) => {
+                for (queue_offset, unit) in selected {
+                    match log.read(unit.physical_offset, unit.size as usize).await {
+                        Ok(record) => {
+                            result.buffer_total_size += record.len();
+                            result.queue_offsets.push(queue_offset);
+                            result.messages.push(record);
+                            result.status = GetMessageStatus::Found;
+                        }
+                        Err(StoreError::OffsetNotFound(_)) => {
+                            if result.messages.is_empty() {
+                                result.status = GetMessageStatus::MessageWasRemoving;
+                            }
+                        }
+                        Err(e) => return Err(e),
                     }
                 }
-                Err(e) => return Err(e),
             }
+            Err(e) => return Err(e),
         }
-        result.next_begin_offset = offset + scanned;
         Ok(result)
     }
 
