@@ -126,6 +126,10 @@ struct State {
     append_pos: u64,
     cache: TailCache,
     chunk: BytesMut,
+    /// A zero-length handle on each encoding buffer handed out, oldest first: once the
+    /// oldest is the last handle (its records evicted and read), the buffer is used again.
+    /// Fresh buffers cost a page fault and a page clear per 4 KiB (17 % of append time).
+    chunks: VecDeque<Bytes>,
     /// End of the data handed to writes.
     issued_end: u64,
     /// End of the data whose writes completed, in order.
@@ -213,7 +217,8 @@ impl CommitLog {
             segments,
             append_pos: end,
             cache,
-            chunk: BytesMut::with_capacity(CHUNK_BYTES),
+            chunk: BytesMut::new(),
+            chunks: VecDeque::new(),
             issued_end: end,
             written: end,
             synced: end,
@@ -370,7 +375,7 @@ impl CommitLog {
         msg.physical_offset = ((u64::from(config.shard) << SHARD_SHIFT) | at) as i64;
         msg.store_timestamp = now_ms();
         if st.chunk.capacity() < size {
-            st.chunk = BytesMut::with_capacity(CHUNK_BYTES.max(size));
+            st.chunk = next_chunk(&mut st.chunks, size);
         }
         msg.encode(&mut st.chunk).map_err(|e| StoreError::BadRecord(e.to_string()))?;
         let record = st.chunk.split().freeze();
@@ -510,6 +515,19 @@ fn io_err(op: &'static str, config: &CommitLogConfig, e: impl std::fmt::Display)
     StoreError::io(op, &config.dir, e)
 }
 
+/// An encoding buffer of at least `size` bytes: the oldest one no longer referenced, or a new one.
+fn next_chunk(chunks: &mut VecDeque<Bytes>, size: usize) -> BytesMut {
+    let mut chunk = None;
+    if chunks.front().is_some_and(Bytes::is_unique) {
+        if let Some(Ok(reused)) = chunks.pop_front().map(Bytes::try_into_mut) {
+            chunk = Some(reused).filter(|c| c.capacity() >= size);
+        }
+    }
+    let mut chunk = chunk.unwrap_or_else(|| BytesMut::with_capacity(CHUNK_BYTES.max(size)));
+    chunks.push_back(chunk.split_to(0).freeze());
+    chunk
+}
+
 /// The largest span `read_near` reads at once.
 const NEAR_READ_BYTES: u64 = 256 * 1024;
 
@@ -545,9 +563,7 @@ fn plan_write(inner: &Inner, st: &State, in_flight: usize) -> Option<Plan> {
     let end = st.append_pos.min(base + config.segment_bytes).min(start + config.max_write_bytes as u64);
     let len = (align_up(end) - start) as usize;
     let mut buf = file.alloc_dma_buffer(len);
-    let bytes = buf.as_bytes_mut();
-    bytes.fill(0);
-    st.cache.copy_range(start, bytes);
+    st.cache.copy_range(start, buf.as_bytes_mut());
     Some(Plan { file, base, pos: start - base, buf, end })
 }
 

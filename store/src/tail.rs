@@ -51,20 +51,24 @@ impl TailCache {
         (e.offset == offset && e.kind == Kind::Record).then(|| e.bytes.clone())
     }
 
-    /// Copies the cached bytes of `[start, start + dst.len())` into `dst`; what no entry covers
-    /// is left as it is (callers pass zeros).
+    /// Copies the cached bytes of `[start, start + dst.len())` into `dst` and zeroes what no
+    /// entry covers, so `dst` needs no clearing first.
     pub fn copy_range(&self, start: u64, dst: &mut [u8]) {
         let end = start + dst.len() as u64;
         let first = self.entries.partition_point(|e| e.end() <= start);
+        let mut filled = start;
         for e in self.entries.range(first..) {
             if e.offset >= end {
                 break;
             }
             let from = start.max(e.offset);
             let to = end.min(e.end());
+            dst[(filled - start) as usize..(from - start) as usize].fill(0);
             let src = &e.bytes[(from - e.offset) as usize..(to - e.offset) as usize];
             dst[(from - start) as usize..(to - start) as usize].copy_from_slice(src);
+            filled = to;
         }
+        dst[(filled - start) as usize..].fill(0);
     }
 
     /// Drops the oldest entries while more than `limit` bytes are cached, never one that ends
@@ -101,7 +105,7 @@ mod tests {
         cache.push(0, Bytes::from_static(b"abcd"), Kind::Record);
         cache.push(4, Bytes::from_static(b"ef"), Kind::Filler);
         cache.push(10, Bytes::from_static(b"xyz"), Kind::Record);
-        let mut dst = [0u8; 12];
+        let mut dst = [0xffu8; 12];
         cache.copy_range(2, &mut dst);
         assert_eq!(&dst, b"cdef\0\0\0\0xyz\0");
         assert_eq!(cache.record_at(10).as_deref(), Some(&b"xyz"[..]));
