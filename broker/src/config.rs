@@ -54,6 +54,13 @@ pub struct BrokerConfig {
     /// QUERY_MESSAGE by unique key returns at most this many messages.
     pub default_query_max_num: i32,
     pub message_delay_level: String,
+    /// Milliseconds a half message waits before its producer is asked about it.
+    pub transaction_time_out: u64,
+    /// Checks of one half message before it is given up.
+    pub transaction_check_max: u32,
+    /// Milliseconds between passes of the transaction checker.
+    pub transaction_check_interval: u64,
+    pub reject_transaction_message: bool,
     pub long_polling_enable: bool,
     /// Wait of a suspended pull when long polling is off.
     pub short_polling_time_mills: u64,
@@ -111,6 +118,10 @@ impl Default for BrokerConfig {
             max_index_num: 20_000_000,
             default_query_max_num: 32,
             message_delay_level: store::DEFAULT_DELAY_LEVELS.into(),
+            transaction_time_out: 6_000,
+            transaction_check_max: 15,
+            transaction_check_interval: 60_000,
+            reject_transaction_message: false,
             long_polling_enable: true,
             short_polling_time_mills: 1_000,
             flush_consumer_offset_interval: 5_000,
@@ -157,6 +168,10 @@ const MEANINGS: &[(&str, &str)] = &[
     ("maxIndexNum", "Entries (24 bytes each) of one index file; a full file is sealed and the next one started."),
     ("defaultQueryMaxNum", "Most messages a query by unique key returns."),
     ("messageDelayLevel", "Delay of each level of delayed messages and consumer retries, space-separated (`s`, `m`, `h`, `d`)."),
+    ("transactionTimeOut", "Milliseconds a half (prepared) transactional message waits for END_TRANSACTION before its producer group is asked with CHECK_TRANSACTION_STATE."),
+    ("transactionCheckMax", "Times one half message is checked before it is given up (logged, never delivered)."),
+    ("transactionCheckInterval", "Milliseconds between passes of the transaction checker over the half messages."),
+    ("rejectTransactionMessage", "Refuse transactional sends with NO_PERMISSION."),
     ("longPollingEnable", "A pull that finds nothing waits (up to the client's suspend timeout) for a new message instead of answering at once."),
     ("shortPollingTimeMills", "With long polling off: milliseconds an empty pull waits before it is answered."),
     ("flushConsumerOffsetInterval", "Milliseconds between writes of consumer offsets and delay progress to `config/`. A crash may redeliver what was consumed since the last write."),

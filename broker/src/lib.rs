@@ -15,6 +15,7 @@ pub mod retention;
 mod schedule;
 mod send_back;
 pub mod server;
+mod transaction;
 
 pub use config::BrokerConfig;
 pub use error::BrokerError;

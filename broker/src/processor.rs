@@ -57,6 +57,7 @@ pub async fn process(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand) -> O
         req::GET_CONSUMER_CONNECTION_LIST => crate::admin::consumer_connections(b, &cmd),
         req::GET_PRODUCER_CONNECTION_LIST => crate::admin::producer_connections(b, &cmd),
         req::CONSUMER_SEND_MSG_BACK => crate::send_back::send_back(b, &cmd).await,
+        req::END_TRANSACTION => crate::transaction::end_transaction(b, &cmd).await?,
         req::LOCK_BATCH_MQ => lock_batch(b, &cmd),
         req::UNLOCK_BATCH_MQ => unlock_batch(b, &cmd),
         code => Err(error(&cmd, resp::REQUEST_CODE_NOT_SUPPORTED, format!(" request type {code} not supported"))),
@@ -241,7 +242,15 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
     let mut last = None;
     for (flag, body, props) in parts {
         let props = properties::with(&props, properties::CLUSTER, &b.config.broker_cluster_name);
-        let msg = StoredMessage {
+        let prepared = crate::transaction::is_prepared(&props);
+        if prepared && b.config.reject_transaction_message {
+            return Err(error(
+                cmd,
+                resp::NO_PERMISSION,
+                format!("the broker[{}] sending transaction message is forbidden", b.store_host.ip()),
+            ));
+        }
+        let mut msg = StoredMessage {
             body_crc: message::body_crc(&body),
             queue_id,
             flag,
@@ -255,6 +264,9 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
             properties: props.as_str().into(),
             ..Default::default()
         };
+        if prepared {
+            crate::transaction::to_half(&mut msg);
+        }
         let put = b.store.put_message(msg).map_err(|e| store_error(cmd, e))?;
         b.schedule.borrow().wake_for(&props);
         ids.push(message::offset_msg_id(b.store_host, put.durable.result().physical_offset));

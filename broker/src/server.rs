@@ -68,6 +68,8 @@ pub struct Broker {
     pub queue_locks: RefCell<crate::locks::QueueLocks>,
     /// Wakes the delivery of delayed messages after a put to SCHEDULE_TOPIC_XXXX.
     pub schedule: RefCell<crate::schedule::ScheduleWakers>,
+    /// Half messages resolved but not yet passed by the transaction checker.
+    pub transactions: RefCell<crate::transaction::Transactions>,
     /// The address in message ids and registrations (`brokerIP1:listenPort`).
     pub store_host: SocketAddr,
     pub in_flight: Cell<usize>,
@@ -108,14 +110,19 @@ impl Broker {
         let header = wire::header::NotifyConsumerIdsChangedRequestHeader { consumer_group: group.into() };
         for id in conns {
             let Some(conn) = self.conns.borrow().get(&id).cloned() else { continue };
-            let opaque = self.next_opaque.get().wrapping_add(1);
-            self.next_opaque.set(opaque);
-            let mut cmd = RemotingCommand::request(wire::code::request::NOTIFY_CONSUMER_IDS_CHANGED)
+            let cmd = RemotingCommand::request(wire::code::request::NOTIFY_CONSUMER_IDS_CHANGED)
                 .with_header(&header)
                 .mark_oneway();
-            cmd.opaque = opaque;
-            conn.send(&cmd);
+            self.send_request(&conn, cmd);
         }
+    }
+
+    /// Sends a request the broker originates to a client, with the next opaque.
+    pub fn send_request(&self, conn: &Conn, mut cmd: RemotingCommand) {
+        let opaque = self.next_opaque.get().wrapping_add(1);
+        self.next_opaque.set(opaque);
+        cmd.opaque = opaque;
+        conn.send(&cmd);
     }
 }
 
@@ -291,6 +298,7 @@ async fn run(
         holds: RefCell::new(HashMap::new()),
         queue_locks: RefCell::default(),
         schedule: RefCell::default(),
+        transactions: RefCell::default(),
         store_host,
         in_flight: Cell::new(0),
         suspended: Cell::new(0),
@@ -313,6 +321,8 @@ async fn run(
     tasks.push(glommio::spawn_local(offset_flush_loop(broker.clone())));
     tasks.push(glommio::spawn_local(client_scan_loop(broker.clone())));
     tasks.push(glommio::spawn_local(crate::retention::retention_loop(broker.clone())));
+    *broker.transactions.borrow_mut() = crate::transaction::load(&broker).await;
+    tasks.push(glommio::spawn_local(crate::transaction::check_loop(broker.clone())));
     let (wakers, schedule_tasks) = crate::schedule::start(&broker);
     *broker.schedule.borrow_mut() = wakers;
     tasks.extend(schedule_tasks);

@@ -53,6 +53,9 @@ impl Default for ClientConfig {
     }
 }
 
+/// Answers the broker's CHECK_TRANSACTION_STATE requests for one producer group.
+pub(crate) type Checker = Arc<dyn Fn(ServerRequest) + Send + Sync>;
+
 pub(crate) struct ClientInstance {
     pub remoting: RemotingClient,
     pub namesrv: NameServers,
@@ -63,6 +66,8 @@ pub(crate) struct ClientInstance {
     consumers: Mutex<BTreeMap<String, ConsumerData>>,
     /// Woken when a broker says a group's consumers changed.
     rebalance_wakers: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Transaction checkers by producer group: they answer CHECK_TRANSACTION_STATE.
+    checkers: Mutex<HashMap<String, Checker>>,
     /// Brokers that have had a heartbeat from us.
     greeted: Mutex<BTreeSet<String>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -82,6 +87,7 @@ impl ClientInstance {
             producer_groups: Mutex::new(BTreeSet::new()),
             consumers: Mutex::new(BTreeMap::new()),
             rebalance_wakers: Mutex::new(HashMap::new()),
+            checkers: Mutex::new(HashMap::new()),
             greeted: Mutex::new(BTreeSet::new()),
             tasks: Mutex::new(Vec::new()),
         });
@@ -212,8 +218,27 @@ impl ClientInstance {
         }
     }
 
+    /// Hands CHECK_TRANSACTION_STATE requests about `group`'s half messages to `checker`.
+    pub fn register_checker(&self, group: &str, checker: Checker) {
+        lock(&self.checkers).insert(group.to_string(), checker);
+    }
+
     fn handle(&self, request: ServerRequest) {
         let code = request.command.code;
+        if code == request::CHECK_TRANSACTION_STATE {
+            let group = wire::message::decode_stored_messages(&request.command.body, false)
+                .ok()
+                .and_then(|mut m| m.pop())
+                .and_then(|m| m.property(wire::message::properties::PRODUCER_GROUP).map(str::to_owned));
+            let checker = group.and_then(|g| lock(&self.checkers).get(&g).cloned());
+            match checker {
+                Some(checker) => checker(request),
+                None => {
+                    tracing::warn!(broker = %request.addr, "transaction check for a group this client does not produce for")
+                }
+            }
+            return;
+        }
         if code == request::NOTIFY_CONSUMER_IDS_CHANGED {
             if let Ok(header) = request.command.header::<NotifyConsumerIdsChangedRequestHeader>() {
                 if let Some(waker) = lock(&self.rebalance_wakers).get(header.consumer_group.as_str()) {

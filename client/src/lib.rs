@@ -3,6 +3,8 @@
 //!
 //! - [`Producer`]: sync, async, oneway, batch and ordered sends, with route refresh, retries and
 //!   broker isolation after failures.
+//! - [`TransactionProducer`]: half messages, committed or rolled back by a local transaction,
+//!   and answers to the broker's checks of transactions left open.
 //! - [`PullConsumer`]: explicit offsets, long polling.
 //! - [`PushConsumer`]: clustering (rebalanced with the average allocation strategy) or
 //!   broadcasting, offsets committed every 5 s and at shutdown, failed messages sent back.
@@ -29,6 +31,7 @@ mod message;
 mod producer;
 mod remoting;
 mod route;
+mod transaction;
 
 /// Locks a mutex, ignoring poisoning: the maps it guards stay consistent across a panic.
 pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -45,5 +48,6 @@ pub use message::{Message, MessageExt};
 pub use producer::{Producer, ProducerConfig, SendResult, SendStatus};
 pub use remoting::{RemotingClient, RemotingConfig, ServerRequest};
 pub use route::{NameServers, TopicRoute};
+pub use transaction::{LocalTransactionState, TransactionListener, TransactionProducer, TransactionSendResult};
 pub use wire::body::MessageQueue;
 pub use wire::SerializeType;

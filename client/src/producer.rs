@@ -111,6 +111,14 @@ impl Producer {
         &self.inner.instance.client_id
     }
 
+    pub fn group(&self) -> &str {
+        &self.inner.config.group
+    }
+
+    pub(crate) fn instance(&self) -> &Arc<ClientInstance> {
+        &self.inner.instance
+    }
+
     /// Sends one message and waits for the broker's answer; retries on another queue (another
     /// broker when there is one) after a failure that another broker may not have.
     pub async fn send(&self, message: Message) -> Result<SendResult> {
@@ -389,7 +397,11 @@ impl Producer {
             default_topic: topic::AUTO_CREATE_TOPIC_KEY.into(),
             default_topic_queue_nums: self.inner.config.default_topic_queue_nums,
             queue_id: queue.queue_id,
-            sys_flag: 0,
+            // As Java's producer: a half message of a transaction is marked prepared.
+            sys_flag: match message.properties.get(properties::TRANSACTION_PREPARED).map(String::as_str) {
+                Some("true") => wire::message::sys_flag::TRANSACTION_PREPARED_TYPE,
+                _ => 0,
+            },
             born_timestamp: now_ms(),
             flag: message.flag,
             properties: Some(message.encoded_properties().into()),

@@ -1,5 +1,5 @@
 //! The Rust `client` crate against a real Apogee broker (with its name server in the same
-//! process): producer, pull and push consumers, admin.
+//! process): producer, pull and push consumers, admin, transactions.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use apogee_tests::TestBroker;
 use client::{
-    Admin, ClientConfig, ClientError, ConsumeFrom, ConsumeResult, Message, MessageExt, MessageModel, MessageQueue,
-    Producer, ProducerConfig, PullConsumer, PullStatus, PushConsumer, PushConsumerConfig, SendStatus, Target,
-    TopicSpec,
+    Admin, ClientConfig, ClientError, ConsumeFrom, ConsumeResult, LocalTransactionState, Message, MessageExt,
+    MessageModel, MessageQueue, Producer, ProducerConfig, PullConsumer, PullStatus, PushConsumer, PushConsumerConfig,
+    SendStatus, Target, TopicSpec, TransactionListener, TransactionProducer,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -668,4 +668,111 @@ async fn sends_fail_over_to_the_other_broker_when_one_stops() {
     }
     producer.shutdown().await;
     admin.shutdown().await;
+}
+
+/// Commits or rolls back by the body's first word; checks answer from a table the test fills.
+struct Bank {
+    checked: Mutex<Vec<String>>,
+    on_check: Mutex<BTreeMap<String, LocalTransactionState>>,
+}
+
+impl TransactionListener for Bank {
+    fn execute(&self, message: &Message, _sent: &client::SendResult) -> LocalTransactionState {
+        match String::from_utf8_lossy(&message.body).split('-').next() {
+            Some("commit") => LocalTransactionState::CommitMessage,
+            Some("rollback") => LocalTransactionState::RollbackMessage,
+            _ => LocalTransactionState::Unknown,
+        }
+    }
+
+    fn check(&self, message: &MessageExt) -> LocalTransactionState {
+        let body = String::from_utf8_lossy(message.body()).into_owned();
+        assert_eq!(message.topic(), "TopicTx", "a check shows the message's real topic");
+        self.checked.lock().expect("checked").push(body.clone());
+        self.on_check.lock().expect("table").get(&body).copied().unwrap_or(LocalTransactionState::Unknown)
+    }
+}
+
+fn bank(on_check: &[(&str, LocalTransactionState)]) -> Arc<Bank> {
+    Arc::new(Bank {
+        checked: Mutex::new(Vec::new()),
+        on_check: Mutex::new(on_check.iter().map(|(b, s)| (b.to_string(), *s)).collect()),
+    })
+}
+
+fn checks_of(bank: &Bank, body: &str) -> usize {
+    bank.checked.lock().expect("checked").iter().filter(|b| *b == body).count()
+}
+
+async fn committed_bodies(consumer: &PullConsumer) -> BTreeSet<String> {
+    let all = pull_all(consumer, "TopicTx", "*").await;
+    all.values().flatten().map(|m| String::from_utf8_lossy(m.body()).into_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_commit_roll_back_and_are_checked_back_even_across_a_restart() {
+    let settings = |c: &mut broker::BrokerConfig| {
+        c.transaction_time_out = 300;
+        c.transaction_check_interval = 100;
+        c.transaction_check_max = 3;
+    };
+    let broker = TestBroker::start_in(tempfile::tempdir().expect("tempdir"), settings);
+    broker.create_topic("TopicTx", 2);
+    let config = || ProducerConfig::new("PG_tx", broker.namesrv().to_string());
+    let listener = bank(&[("unknown-then-commit", LocalTransactionState::CommitMessage)]);
+    let producer = TransactionProducer::start(config(), listener.clone()).expect("transaction producer");
+    for body in ["commit-1", "rollback-1", "unknown-then-commit", "unknown-forever"] {
+        let sent =
+            producer.send_in_transaction(Message::new("TopicTx", body).with_keys(["tx-key"])).await.expect("send");
+        assert_eq!(sent.send.status, SendStatus::SendOk);
+    }
+    let consumer = pull_consumer(&broker, "CG_tx");
+    // The committed one at once; the open one once its check says commit.
+    let mut bodies = BTreeSet::new();
+    let deadline = Instant::now() + WAIT;
+    while bodies.len() < 2 {
+        assert!(Instant::now() < deadline, "committed messages never arrived: {bodies:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        bodies = committed_bodies(&consumer).await;
+    }
+    assert_eq!(bodies, BTreeSet::from(["commit-1".to_string(), "unknown-then-commit".to_string()]));
+    let all = pull_all(&consumer, "TopicTx", "*").await;
+    let delivered = all.values().flatten().find(|m| m.body().as_ref() == b"commit-1").expect("commit-1");
+    assert_eq!(delivered.keys(), ["tx-key"]);
+    assert_eq!(delivered.property("TRAN_MSG"), None, "a committed message is an ordinary one");
+    assert_eq!(delivered.property("REAL_TOPIC"), None);
+    assert_eq!(checks_of(&listener, "unknown-then-commit"), 1, "answered, so checked once");
+
+    // One that stays unknown is checked transactionCheckMax times, then given up; a rolled
+    // back one is never checked nor delivered.
+    wait_until("three checks of the open transaction", || checks_of(&listener, "unknown-forever") >= 3).await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(checks_of(&listener, "unknown-forever"), 3);
+    assert_eq!(checks_of(&listener, "rollback-1") + checks_of(&listener, "commit-1"), 0);
+    assert_eq!(committed_bodies(&consumer).await.len(), 2);
+    producer.shutdown().await;
+    consumer.shutdown().await;
+
+    // A transaction left open when the broker stops is checked after the restart, by whichever
+    // producer of the group is connected then.
+    let quiet = bank(&[]);
+    let producer = TransactionProducer::start(config(), quiet.clone()).expect("transaction producer");
+    producer.send_in_transaction(Message::new("TopicTx", "unknown-across-restart")).await.expect("send");
+    producer.shutdown().await;
+    let broker = broker.restart_with(settings);
+    let config = ProducerConfig::new("PG_tx", broker.namesrv().to_string());
+    let resolver = bank(&[("unknown-across-restart", LocalTransactionState::CommitMessage)]);
+    let producer = TransactionProducer::start(config, resolver.clone()).expect("transaction producer");
+    // Heartbeats reach the broker on the first route lookup.
+    producer.producer().queues("TopicTx").await.expect("route");
+    let consumer = pull_consumer(&broker, "CG_tx");
+    let deadline = Instant::now() + WAIT;
+    while !committed_bodies(&consumer).await.contains("unknown-across-restart") {
+        assert!(Instant::now() < deadline, "the open transaction was never checked after the restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(committed_bodies(&consumer).await.len(), 3, "nothing committed twice, nothing rolled back shows");
+    assert_eq!(checks_of(&resolver, "unknown-forever"), 0, "given up stays given up");
+    producer.shutdown().await;
+    consumer.shutdown().await;
 }
