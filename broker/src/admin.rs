@@ -1,14 +1,17 @@
 //! Admin requests that report state: runtime info, topic stats, a group's consume progress,
-//! and the connections of producer and consumer groups (what `mqadmin` and the Apogee CLI show).
+//! and the connections of producer and consumer groups (what `mqadmin` and the Apogee CLI show);
+//! and those that reach through to a group's consumers: offset resets, running info.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
+use std::time::Duration;
+
 use wire::body::{
     Connection, ConsumeStats, ConsumerConnection, JsonBody, KvTable, MessageQueue, OffsetWrapper, ProducerConnection,
-    TopicOffset, TopicStatsTable,
+    ResetOffsetBody, TopicOffset, TopicStatsTable,
 };
-use wire::code::response as resp;
+use wire::code::{request as req, response as resp};
 use wire::header::*;
 use wire::RemotingCommand;
 
@@ -138,4 +141,130 @@ pub fn runtime_info(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
         put("storeReadOnly", reason);
     }
     Ok(ok(cmd).with_body(KvTable { table }.encode()))
+}
+
+/// INVOKE_BROKER_TO_RESET_OFFSET: moves `group` on every queue of `topic` to the first message
+/// stored at `timestamp` (−1: the end), or only back unless forced, and tells each online
+/// consumer of the group (RESET_CONSUMER_CLIENT_OFFSET) to start there. Java leaves the offsets
+/// to the consumers; here they are committed too, so a consumer that misses the request or a
+/// restart does not undo the reset. Each consumer gets the body in the form its language
+/// reads (C++ clients read a list).
+pub async fn reset_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: ResetOffsetRequestHeader = header(cmd)?;
+    let (topic, group) = (h.topic.as_str(), h.group.as_str());
+    let Some(config) = b.meta.borrow().topic(topic).cloned() else {
+        return Err(error(
+            cmd,
+            resp::SYSTEM_ERROR,
+            format!("[reset-offset] reset offset failed, no topic in this broker. topic={topic}"),
+        ));
+    };
+    let mut table = ResetOffsetBody::default();
+    for queue_id in 0..config.write_queue_nums {
+        let consumer_offset = b.meta.borrow().query_offset(group, topic, queue_id);
+        if consumer_offset == -1 {
+            return Err(error(cmd, resp::SYSTEM_ERROR, format!("THe consumer group <{group}> not exist")));
+        }
+        let target = match h.timestamp {
+            -1 => b.store.max_offset_in_queue(topic, queue_id),
+            at => b
+                .store
+                .offset_in_queue_by_time(topic, queue_id, at)
+                .await
+                .map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?,
+        }
+        .max(0);
+        let offset = if h.is_force || target < consumer_offset { target } else { consumer_offset };
+        table.offset_table.insert(queue(b, topic, queue_id), offset);
+    }
+    let consumers: Vec<(Rc<crate::server::Conn>, String)> = {
+        let clients = b.clients.borrow();
+        let conns = b.conns.borrow();
+        clients
+            .consumers
+            .get(group)
+            .map(|g| {
+                g.channels
+                    .iter()
+                    .filter_map(|(id, ch)| conns.get(id).map(|c| (c.clone(), ch.language.clone())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if consumers.is_empty() {
+        return Err(error(
+            cmd,
+            resp::CONSUMER_NOT_ONLINE,
+            format!(
+                "Consumer not online, so can not reset offset, Group: {group} Topic: {topic} Timestamp: {}",
+                h.timestamp
+            ),
+        ));
+    }
+    {
+        let mut meta = b.meta.borrow_mut();
+        for (mq, offset) in &table.offset_table {
+            meta.commit_offset(group, topic, mq.queue_id, *offset);
+        }
+    }
+    b.offsets_dirty.set(true);
+    let notice = ResetOffsetRequestHeader {
+        topic: topic.into(),
+        group: group.into(),
+        timestamp: h.timestamp,
+        is_force: h.is_force,
+    };
+    for (conn, language) in consumers {
+        let body = if language == "CPP" { reset_body_for_cpp(&table) } else { table.encode_fastjson() };
+        let request = RemotingCommand::request(req::RESET_CONSUMER_CLIENT_OFFSET)
+            .with_header(&notice)
+            .with_body(body)
+            .mark_oneway();
+        b.send_request(&conn, request);
+    }
+    tracing::info!(topic, group, timestamp = h.timestamp, "consumer offsets reset");
+    Ok(ok(cmd).with_body(table.encode_fastjson()))
+}
+
+/// Java's `ResetOffsetBodyForC`: `{"offsetTable":[{"brokerName":…,"offset":…,"queueId":…,"topic":…}]}`.
+fn reset_body_for_cpp(table: &ResetOffsetBody) -> Vec<u8> {
+    let list: Vec<serde_json::Value> = table
+        .offset_table
+        .iter()
+        .map(|(mq, offset)| {
+            serde_json::json!({"brokerName": mq.broker_name, "offset": offset, "queueId": mq.queue_id, "topic": mq.topic})
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "offsetTable": list })).unwrap_or_default()
+}
+
+/// GET_CONSUMER_RUNNING_INFO and CONSUME_MESSAGE_DIRECTLY: passed to the named consumer, its
+/// answer passed back (Java's `callConsumer`).
+pub async fn call_consumer(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let group = cmd.ext_fields.get("consumerGroup").map(|g| g.as_str().to_owned()).unwrap_or_default();
+    let client_id = cmd.ext_fields.get("clientId").map(|c| c.as_str().to_owned()).unwrap_or_default();
+    let conn = {
+        let clients = b.clients.borrow();
+        let id = clients
+            .consumers
+            .get(&group)
+            .and_then(|g| g.channels.iter().find(|(_, ch)| ch.client_id == client_id).map(|(id, _)| *id));
+        id.and_then(|id| b.conns.borrow().get(&id).cloned())
+    };
+    let Some(conn) = conn else {
+        return Err(error(cmd, resp::SYSTEM_ERROR, format!("The Consumer <{group}> <{client_id}> not online")));
+    };
+    let mut forward = RemotingCommand::request(cmd.code).with_body(cmd.body.clone());
+    forward.ext_fields = cmd.ext_fields.clone();
+    match b.call_client(&conn, forward, Duration::from_secs(10)).await {
+        Some(mut answer) => {
+            answer.opaque = cmd.opaque;
+            Ok(answer)
+        }
+        None => Err(error(
+            cmd,
+            resp::CONSUME_MSG_TIMEOUT,
+            format!("consumer <{group}> <{client_id}> Timeout: no answer in 10000 ms"),
+        )),
+    }
 }

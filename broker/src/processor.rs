@@ -57,6 +57,8 @@ pub async fn process(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand) -> O
         req::GET_CONSUMER_CONNECTION_LIST => crate::admin::consumer_connections(b, &cmd),
         req::GET_PRODUCER_CONNECTION_LIST => crate::admin::producer_connections(b, &cmd),
         req::CONSUMER_SEND_MSG_BACK => crate::send_back::send_back(b, &cmd).await,
+        req::INVOKE_BROKER_TO_RESET_OFFSET => crate::admin::reset_offset(b, &cmd).await,
+        req::GET_CONSUMER_RUNNING_INFO | req::CONSUME_MESSAGE_DIRECTLY => crate::admin::call_consumer(b, &cmd).await,
         req::END_TRANSACTION => crate::transaction::end_transaction(b, &cmd).await?,
         req::LOCK_BATCH_MQ => lock_batch(b, &cmd),
         req::UNLOCK_BATCH_MQ => unlock_batch(b, &cmd),

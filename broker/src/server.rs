@@ -82,6 +82,8 @@ pub struct Broker {
     pub registrar: Registrar,
     meta_writer: Semaphore,
     next_opaque: Cell<i32>,
+    /// Requests the broker sent to clients, waiting for their answers, by opaque.
+    client_calls: RefCell<HashMap<i32, LocalSender<RemotingCommand>>>,
     pub started: Instant,
 }
 
@@ -117,12 +119,36 @@ impl Broker {
         }
     }
 
-    /// Sends a request the broker originates to a client, with the next opaque.
-    pub fn send_request(&self, conn: &Conn, mut cmd: RemotingCommand) {
+    /// Sends a request the broker originates to a client, with the next opaque; returns it.
+    pub fn send_request(&self, conn: &Conn, mut cmd: RemotingCommand) -> i32 {
         let opaque = self.next_opaque.get().wrapping_add(1);
         self.next_opaque.set(opaque);
         cmd.opaque = opaque;
         conn.send(&cmd);
+        opaque
+    }
+
+    /// Sends a request to a client and waits up to `timeout` for its answer (Java's
+    /// `Broker2Client.callClient`); `None` when none came.
+    pub async fn call_client(&self, conn: &Conn, cmd: RemotingCommand, timeout: Duration) -> Option<RemotingCommand> {
+        let (tx, rx) = local_channel::new_bounded(1);
+        // No await between sending and registering: the answer cannot come in between.
+        let opaque = self.send_request(conn, cmd);
+        self.client_calls.borrow_mut().insert(opaque, tx);
+        let answer = futures_lite::future::or(async { rx.recv().await }, async {
+            glommio::timer::sleep(timeout).await;
+            None
+        })
+        .await;
+        self.client_calls.borrow_mut().remove(&opaque);
+        answer
+    }
+
+    /// Hands a client's answer to the call waiting for it.
+    fn client_answered(&self, answer: RemotingCommand) {
+        if let Some(tx) = self.client_calls.borrow_mut().remove(&answer.opaque) {
+            let _ = tx.try_send(answer);
+        }
     }
 }
 
@@ -308,6 +334,7 @@ async fn run(
         registrar,
         meta_writer: Semaphore::new(1),
         next_opaque: Cell::new(0),
+        client_calls: RefCell::new(HashMap::new()),
         started: Instant::now(),
     });
     if let Err(e) = broker.persist(MetaFile::Topics).await {
@@ -451,7 +478,8 @@ async fn serve_connection(stream: TcpStream, id: ConnId, broker: Rc<Broker>) {
 /// never holds up the requests behind it on the connection.
 fn dispatch(broker: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand) {
     if cmd.is_response() {
-        return; // answers to the broker's own oneway requests: none expected
+        broker.client_answered(cmd);
+        return;
     }
     let working = broker.in_flight.get() - broker.suspended.get();
     if working >= broker.config.max_pending_requests {

@@ -4,11 +4,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use wire::body::{perm, ClusterInfo, ConsumeStats, JsonBody, KvTable, TopicList, TopicRouteData, TopicStatsTable};
+use wire::body::{
+    perm, ClusterInfo, ConsumeStats, JsonBody, KvTable, MessageQueue, ResetOffsetBody, TopicList, TopicRouteData,
+    TopicStatsTable,
+};
 use wire::code::{request, response};
 use wire::header::{
     CreateTopicRequestHeader, DeleteTopicFromNamesrvRequestHeader, DeleteTopicRequestHeader,
-    GetConsumeStatsRequestHeader, GetTopicStatsInfoRequestHeader, QueryMessageRequestHeader, ViewMessageRequestHeader,
+    GetConsumeStatsRequestHeader, GetConsumerRunningInfoRequestHeader, GetTopicStatsInfoRequestHeader,
+    QueryMessageRequestHeader, ResetOffsetRequestHeader, ViewMessageRequestHeader,
 };
 use wire::message::topic;
 use wire::RemotingCommand;
@@ -261,6 +265,56 @@ impl Admin {
             Some(m) => Ok(MessageExt::new(m, "")),
             None => Err(ClientError::InvalidArgument(format!("{addr}: no message at offset {offset}"))),
         }
+    }
+
+    /// Moves `group` on every queue of `topic` back to the first message stored at
+    /// `timestamp` (ms; −1 for the end), or anywhere when `force` (INVOKE_BROKER_TO_RESET_OFFSET
+    /// on each broker of the topic, as `mqadmin resetOffsetByTime`). The group's consumers must
+    /// be online: they are told to start there. Returns the new offset of each queue.
+    pub async fn reset_offset_by_time(
+        &self,
+        group: &str,
+        topic_name: &str,
+        timestamp: i64,
+        force: bool,
+    ) -> Result<BTreeMap<MessageQueue, i64>> {
+        let route = self.topic_route(topic_name).await?;
+        let mut offsets = BTreeMap::new();
+        for addr in master_addrs(&route) {
+            let header =
+                ResetOffsetRequestHeader { topic: topic_name.into(), group: group.into(), timestamp, is_force: force };
+            let cmd = RemotingCommand::request(request::INVOKE_BROKER_TO_RESET_OFFSET).with_header(&header);
+            let answer = self.instance.call(&addr, cmd).await?;
+            let body = ResetOffsetBody::decode(&answer.body).map_err(|source| ClientError::Body {
+                addr: addr.clone(),
+                request: "INVOKE_BROKER_TO_RESET_OFFSET",
+                source,
+            })?;
+            offsets.extend(body.offset_table);
+        }
+        Ok(offsets)
+    }
+
+    /// What one consumer of `group` reports about itself (GET_CONSUMER_RUNNING_INFO through a
+    /// broker of the group): Java's `ConsumerRunningInfo` as JSON.
+    pub async fn consumer_running_info(&self, group: &str, client_id: &str) -> Result<serde_json::Value> {
+        let addrs = match self.instance.namesrv.topic_route(&topic::retry_topic(group)).await? {
+            Some(route) => master_addrs(&route),
+            None => self.target_addrs(&Target::Cluster(None)).await?,
+        };
+        let addr =
+            addrs.first().ok_or_else(|| ClientError::InvalidArgument(format!("no broker serves group {group}")))?;
+        let header = GetConsumerRunningInfoRequestHeader {
+            consumer_group: group.into(),
+            client_id: client_id.into(),
+            jstack_enable: Some(false),
+        };
+        let cmd = RemotingCommand::request(request::GET_CONSUMER_RUNNING_INFO).with_header(&header);
+        let answer = self.instance.call(addr, cmd).await?;
+        let normalized = wire::body::fastjson::normalize_keys(&answer.body);
+        serde_json::from_slice(&normalized).map_err(|e| {
+            ClientError::InvalidArgument(format!("{addr}: GET_CONSUMER_RUNNING_INFO answered with bad JSON: {e}"))
+        })
     }
 
     /// GET_BROKER_RUNTIME_INFO: the broker's counters as name → value.

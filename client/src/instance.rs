@@ -53,7 +53,8 @@ impl Default for ClientConfig {
     }
 }
 
-/// Answers the broker's CHECK_TRANSACTION_STATE requests for one producer group.
+/// Serves one group's requests from the brokers: CHECK_TRANSACTION_STATE for a producer
+/// group; RESET_CONSUMER_CLIENT_OFFSET, GET_CONSUMER_RUNNING_INFO for a consumer group.
 pub(crate) type Checker = Arc<dyn Fn(ServerRequest) + Send + Sync>;
 
 pub(crate) struct ClientInstance {
@@ -68,6 +69,8 @@ pub(crate) struct ClientInstance {
     rebalance_wakers: Mutex<HashMap<String, Arc<Notify>>>,
     /// Transaction checkers by producer group: they answer CHECK_TRANSACTION_STATE.
     checkers: Mutex<HashMap<String, Checker>>,
+    /// Consumer groups' request handlers.
+    consumer_hooks: Mutex<HashMap<String, Checker>>,
     /// Brokers that have had a heartbeat from us.
     greeted: Mutex<BTreeSet<String>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -88,6 +91,7 @@ impl ClientInstance {
             consumers: Mutex::new(BTreeMap::new()),
             rebalance_wakers: Mutex::new(HashMap::new()),
             checkers: Mutex::new(HashMap::new()),
+            consumer_hooks: Mutex::new(HashMap::new()),
             greeted: Mutex::new(BTreeSet::new()),
             tasks: Mutex::new(Vec::new()),
         });
@@ -223,8 +227,25 @@ impl ClientInstance {
         lock(&self.checkers).insert(group.to_string(), checker);
     }
 
+    /// Hands the brokers' requests about consumer group `group` to `hook`.
+    pub fn register_consumer_hook(&self, group: &str, hook: Checker) {
+        lock(&self.consumer_hooks).insert(group.to_string(), hook);
+    }
+
     fn handle(&self, request: ServerRequest) {
         let code = request.command.code;
+        let group_field = match code {
+            request::RESET_CONSUMER_CLIENT_OFFSET => Some("group"),
+            request::GET_CONSUMER_RUNNING_INFO | request::CONSUME_MESSAGE_DIRECTLY => Some("consumerGroup"),
+            _ => None,
+        };
+        if let Some(field) = group_field {
+            let group = request.command.ext_fields.get(field).map(|g| g.as_str().to_owned()).unwrap_or_default();
+            let hook = lock(&self.consumer_hooks).get(&group).cloned();
+            if let Some(hook) = hook {
+                return hook(request);
+            }
+        }
         if code == request::CHECK_TRANSACTION_STATE {
             let group = wire::message::decode_stored_messages(&request.command.body, false)
                 .ok()

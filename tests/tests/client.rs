@@ -776,3 +776,57 @@ async fn transactions_commit_roll_back_and_are_checked_back_even_across_a_restar
     producer.shutdown().await;
     consumer.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_by_time_makes_online_consumers_read_again_and_running_info_reaches_them() {
+    let broker = TestBroker::start();
+    broker.create_topic("TopicPush", 2);
+    let producer = producer(&broker);
+    for i in 0..20 {
+        producer.send(Message::new("TopicPush", format!("m{i}"))).await.expect("send");
+    }
+    let seen: Seen = Arc::default();
+    let consumer = push_consumer(&broker, "CG_reset", MessageModel::Clustering, seen.clone(), "a").await;
+    let count = |seen: &Seen| seen.lock().expect("seen").len();
+    wait_until("every message consumed once", || count(&seen) == 20).await;
+    let admin = Admin::start(ClientConfig::new(broker.namesrv().to_string())).expect("admin");
+    // The commits of the consumed messages reach the broker first (a reset only moves back).
+    wait_until_async("offsets committed", || async {
+        let stats = admin.consume_stats("CG_reset", Some("TopicPush")).await;
+        stats.is_ok_and(|s| s.lag() == 0)
+    })
+    .await;
+
+    let offsets = admin.reset_offset_by_time("CG_reset", "TopicPush", 0, false).await.expect("reset");
+    assert_eq!(offsets.len(), 2, "{offsets:?}");
+    assert!(offsets.values().all(|o| *o == 0), "back to the first message: {offsets:?}");
+    wait_until("every message consumed again", || count(&seen) == 40).await;
+    let bodies: Vec<String> = seen.lock().expect("seen").iter().map(|(_, b)| b.clone()).collect();
+    for i in 0..20 {
+        assert_eq!(bodies.iter().filter(|b| **b == format!("m{i}")).count(), 2, "m{i} twice");
+    }
+
+    let info = admin.consumer_running_info("CG_reset", consumer.client_id()).await.expect("running info");
+    assert_eq!(info["properties"]["consumerGroup"], "CG_reset", "{info}");
+    let subscribed: Vec<&str> =
+        info["subscriptionSet"].as_array().expect("subscriptions").iter().filter_map(|s| s["topic"].as_str()).collect();
+    assert!(subscribed.contains(&"TopicPush"), "{info}");
+    assert!(info["mqTable"].as_object().expect("queues").len() >= 2, "{info}");
+    let unknown = admin.consumer_running_info("CG_reset", "nobody@0").await.expect_err("no such client");
+    assert!(unknown.to_string().contains("not online"), "{unknown}");
+
+    consumer.shutdown(Duration::from_secs(5)).await;
+    let offline = admin.reset_offset_by_time("CG_reset", "TopicPush", -1, true).await.expect_err("nobody online");
+    assert_eq!(offline.response_code(), Some(wire::code::response::CONSUMER_NOT_ONLINE), "{offline}");
+    admin.shutdown().await;
+    producer.shutdown().await;
+}
+
+/// Waits until the async check `done` holds, polling every 50 ms, failing after `WAIT`.
+async fn wait_until_async<F: std::future::Future<Output = bool>>(what: &str, mut done: impl FnMut() -> F) {
+    let deadline = Instant::now() + WAIT;
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

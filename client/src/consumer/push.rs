@@ -19,7 +19,7 @@ use wire::body::{
     self, ConsumeType, ConsumerData, JsonBody, LockBatchRequestBody, LockBatchResponseBody, MessageQueue,
     SubscriptionData, UnlockBatchRequestBody,
 };
-use wire::code::request;
+use wire::code::{request, response};
 use wire::header::ConsumerSendMsgBackRequestHeader;
 use wire::message::topic;
 use wire::RemotingCommand;
@@ -29,6 +29,7 @@ use crate::error::{ClientError, Result};
 use crate::instance::{now_ms, ClientConfig, ClientInstance};
 use crate::lock;
 use crate::message::MessageExt;
+use crate::remoting::ServerRequest;
 
 /// What the handler says of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,6 +244,15 @@ impl PushConsumer {
                 tracing::warn!(topic = %topic_name, error = %e, "no route yet; the next rebalance tries again");
             }
         }
+        let weak = Arc::downgrade(&inner);
+        inner.instance.register_consumer_hook(
+            &inner.config.group,
+            Arc::new(move |request: ServerRequest| {
+                if let Some(inner) = weak.upgrade() {
+                    tokio::spawn(async move { inner.serve(request).await });
+                }
+            }),
+        );
         inner.instance.send_heartbeat().await;
         inner.rebalance().await;
         let tasks = vec![tokio::spawn(rebalance_loop(inner.clone())), tokio::spawn(commit_loop(inner.clone()))];
@@ -308,6 +318,92 @@ impl Drop for PushConsumer {
 }
 
 impl Inner {
+    /// A broker's request about this group.
+    async fn serve(self: Arc<Self>, request: ServerRequest) {
+        let command = &request.command;
+        match command.code {
+            request::RESET_CONSUMER_CLIENT_OFFSET => match body::ResetOffsetBody::decode(&command.body) {
+                Ok(reset) => self.reset_offsets(reset.offset_table).await,
+                Err(e) => tracing::warn!(broker = %request.addr, error = %e, "unreadable offset reset ignored"),
+            },
+            request::GET_CONSUMER_RUNNING_INFO => {
+                let answer = RemotingCommand::response_to(command, response::SUCCESS).with_body(self.running_info());
+                request.reply(answer);
+            }
+            code if !command.is_oneway() => {
+                let answer = RemotingCommand::response_to(command, response::REQUEST_CODE_NOT_SUPPORTED)
+                    .with_remark(format!("request code {code} not supported by this consumer"));
+                request.reply(answer);
+            }
+            _ => {}
+        }
+    }
+
+    /// RESET_CONSUMER_CLIENT_OFFSET: the queues named start again at the given offsets. Their
+    /// workers stop without committing (that would undo the reset) and start over from there.
+    async fn reset_offsets(self: &Arc<Self>, table: BTreeMap<MessageQueue, i64>) {
+        let stopped: Vec<Worker> = {
+            let mut workers = lock(&self.workers);
+            table.keys().filter_map(|q| workers.remove(q)).collect()
+        };
+        for worker in &stopped {
+            worker.stop_now();
+            worker.task.abort();
+        }
+        for (queue, offset) in &table {
+            match self.config.model {
+                MessageModel::Broadcasting => drop(lock(&self.local_offsets).insert(queue.clone(), *offset)),
+                MessageModel::Clustering if stopped.iter().any(|w| &w.progress.queue == queue) => {
+                    if let Err(e) = super::update_offset(&self.instance, &self.config.group, queue, *offset).await {
+                        tracing::warn!(?queue, offset, error = %e, "reset offset not committed");
+                    }
+                }
+                MessageModel::Clustering => {}
+            }
+        }
+        tracing::info!(queues = table.len(), "consumer offsets reset by the broker");
+        self.rebalance().await;
+    }
+
+    /// GET_CONSUMER_RUNNING_INFO: Java's `ConsumerRunningInfo` (properties, subscriptions and,
+    /// per queue, the commit offset and what is cached).
+    fn running_info(&self) -> Vec<u8> {
+        let mut mq_table = serde_json::Map::new();
+        for (queue, worker) in lock(&self.workers).iter() {
+            let commit_offset = worker.progress.commit_point().unwrap_or(-1);
+            let state = lock(&worker.progress.state);
+            let info = serde_json::json!({
+                "commitOffset": commit_offset,
+                "cachedMsgCount": state.in_flight.len(),
+                "cachedMsgMinOffset": state.in_flight.first().copied().unwrap_or(0),
+                "cachedMsgMaxOffset": state.in_flight.last().copied().unwrap_or(0),
+                "locked": self.config.orderly,
+                "droped": false,
+            });
+            drop(state);
+            mq_table.insert(serde_json::to_string(queue).unwrap_or_default(), info);
+        }
+        let info = serde_json::json!({
+            "properties": {
+                "consumerGroup": self.config.group,
+                "consumeType": "CONSUME_PASSIVELY",
+                "messageModel": match self.config.model {
+                    MessageModel::Clustering => "CLUSTERING",
+                    MessageModel::Broadcasting => "BROADCASTING",
+                },
+                "PROP_CONSUMEORDERLY": self.config.orderly.to_string(),
+                "PROP_CLIENT_VERSION": "V4_9_8",
+                "PROP_NAMESERVER_ADDR": self.config.client.namesrv_addr,
+                "PROP_THREADPOOL_CORE_SIZE": self.config.concurrency.to_string(),
+            },
+            "subscriptionSet": self.subscriptions.values().collect::<Vec<_>>(),
+            "mqTable": mq_table,
+            "statusTable": {},
+            "jstack": "",
+        });
+        wire::body::fastjson::to_vec_fastjson(&info)
+    }
+
     /// Takes the queues this consumer should own and lets go of the rest.
     async fn rebalance(self: &Arc<Self>) {
         if self.stopping.load(Ordering::Acquire) {

@@ -1,4 +1,4 @@
-//! Admin bodies keyed by message queue: consume stats and topic stats.
+//! Admin bodies keyed by message queue: consume stats, topic stats and offset resets.
 //!
 //! Java keys these maps by `MessageQueue` objects, which fastjson writes as bare objects. Here the
 //! maps serialize each key as a string holding the queue's JSON; [`super::JsonBody::encode_fastjson`]
@@ -56,7 +56,16 @@ pub struct TopicStatsTable {
     pub offset_table: BTreeMap<MessageQueue, TopicOffset>,
 }
 
-json_body!(ConsumeStats, TopicStatsTable);
+/// RESET_CONSUMER_CLIENT_OFFSET body and INVOKE_BROKER_TO_RESET_OFFSET answer: the offset
+/// each queue of the group starts from again (`ResetOffsetBody`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetOffsetBody {
+    #[serde(default, with = "queue_keyed")]
+    pub offset_table: BTreeMap<MessageQueue, i64>,
+}
+
+json_body!(ConsumeStats, TopicStatsTable, ResetOffsetBody);
 
 /// Maps keyed by `MessageQueue`, keys travelling as the queue's JSON text.
 mod queue_keyed {
