@@ -56,3 +56,46 @@ fn the_cpp_client_auto_creates_a_topic_sends_and_consumes() {
         assert_eq!(m["tags"], "TagA");
     }
 }
+
+#[test]
+fn a_cpp_push_consumer_reads_again_after_an_offset_reset() {
+    let broker = TestBroker::start();
+    broker.create_topic("TopicCppReset", 2);
+    let ns = broker.namesrv().to_string();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let _context = runtime.enter(); // clients start their background tasks on it
+    let admin = client::Admin::start(client::ClientConfig::new(ns.clone())).expect("admin");
+    runtime.block_on(async {
+        let producer =
+            client::Producer::start(client::ProducerConfig::new("PG_cpp_reset", ns.clone())).expect("producer");
+        for i in 0..10 {
+            producer.send(client::Message::new("TopicCppReset", format!("reset me {i}"))).await.expect("send");
+        }
+        producer.shutdown().await;
+    });
+    let consumer_ns = ns.clone();
+    let consumer = std::thread::spawn(move || {
+        run_python("consumer_reset.py", &[&consumer_ns, "TopicCppReset", "GID_cpp_reset", "10"])
+    });
+    // The C++ consumer commits every 5 s; the reset moves the group back from there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    runtime.block_on(async {
+        loop {
+            let stats = admin.consume_stats("GID_cpp_reset", Some("TopicCppReset")).await;
+            if stats.is_ok_and(|s| s.lag() == 0 && !s.offset_table.is_empty()) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the C++ consumer never committed its offsets");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let offsets = admin.reset_offset_by_time("GID_cpp_reset", "TopicCppReset", 0, true).await.expect("reset");
+        assert!(offsets.values().all(|o| *o == 0), "{offsets:?}");
+    });
+    let result = json_result(&consumer.join().expect("consumer thread"));
+    let all: Vec<&str> = result["all"].as_array().expect("all").iter().map(|b| b.as_str().expect("body")).collect();
+    for i in 0..10 {
+        let body = format!("reset me {i}");
+        assert_eq!(all.iter().filter(|b| **b == body).count(), 2, "{body} before and after the reset: {all:?}");
+    }
+    runtime.block_on(admin.shutdown());
+}
