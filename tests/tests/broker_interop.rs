@@ -1,6 +1,7 @@
 //! Independently written RocketMQ clients against the Apogee broker (`--standalone`, so the
 //! name server runs in the same process): npm `ali-ons` (pure JavaScript) and PyPI `rocketmq`
-//! (the C++ client) each send messages and consume them back with a push consumer.
+//! (the C++ client) each send messages and consume them back with a push consumer; ali-ons
+//! retries into the DLQ, the C++ client's delayed messages and its obedience to offset resets.
 
 use std::collections::BTreeSet;
 
@@ -98,4 +99,57 @@ fn a_cpp_push_consumer_reads_again_after_an_offset_reset() {
         assert_eq!(all.iter().filter(|b| **b == body).count(), 2, "{body} before and after the reset: {all:?}");
     }
     runtime.block_on(admin.shutdown());
+}
+
+const FAST_LEVELS: &str = "1s 3s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s";
+
+#[test]
+fn ali_ons_retries_a_failed_message_after_its_delay_and_gives_up_into_the_dlq() {
+    let broker = TestBroker::start_in(tempfile::tempdir().expect("tempdir"), |c| {
+        c.message_delay_level = FAST_LEVELS.into();
+    });
+    broker.create_topic("TopicRetryJs", 2);
+    let ns = broker.namesrv().to_string();
+    let result = json_result(&run_node("retry.js", &[&ns, "TopicRetryJs", "GID_retry_js"]));
+    let deliveries = result["deliveries"].as_array().expect("deliveries");
+    let of = |body: &str| -> Vec<&serde_json::Value> { deliveries.iter().filter(|d| d["body"] == body).collect() };
+    let times = |ds: &[&serde_json::Value]| -> Vec<i64> {
+        ds.iter().map(|d| d["reconsumeTimes"].as_i64().expect("n")).collect()
+    };
+    assert_eq!(times(&of("flaky")), [0, 1], "flaky fails once, then succeeds: {deliveries:?}");
+    assert_eq!(times(&of("doomed")), [0, 1, 2], "doomed is tried maxReconsumeTimes + 1 times: {deliveries:?}");
+    assert!(deliveries.iter().all(|d| d["topic"] == "TopicRetryJs"), "the real topic is restored: {deliveries:?}");
+    // The retry waited for its level (the broker picks 3 + reconsume times: 1 s here).
+    let at = |d: &serde_json::Value| d["at"].as_i64().expect("at");
+    let flaky = of("flaky");
+    assert!(at(flaky[1]) - at(flaky[0]) >= 900, "retried after {} ms", at(flaky[1]) - at(flaky[0]));
+
+    // doomed lies in the group's DLQ, readable by a pull.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let _context = runtime.enter();
+    let dlq = client::PullConsumer::start("CG_dlq_js", client::ClientConfig::new(ns)).expect("pull consumer");
+    let dead = runtime.block_on(async {
+        let queues = dlq.queues("%DLQ%GID_retry_js").await.expect("the DLQ is routed");
+        let result = dlq.pull(&queues[0], "*", 0, 8).await.expect("pull the DLQ");
+        dlq.shutdown().await;
+        result.messages
+    });
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body().as_ref(), b"doomed");
+}
+
+#[test]
+fn the_cpp_client_gets_a_delayed_message_no_earlier_than_its_level() {
+    let broker = TestBroker::start_in(tempfile::tempdir().expect("tempdir"), |c| {
+        c.message_delay_level = FAST_LEVELS.into();
+    });
+    broker.create_topic("TopicDelayPy", 1);
+    let ns = broker.namesrv().to_string();
+    let result = json_result(&run_python("delay.py", &[&ns, "TopicDelayPy", "2"]));
+    let sent_at = result["sentAt"].as_i64().expect("sentAt");
+    let received = result["received"].as_array().expect("received");
+    let bodies: Vec<&str> = received.iter().map(|m| m["body"].as_str().expect("body")).collect();
+    assert_eq!(bodies, ["now", "later"], "the undelayed one first");
+    let later = received[1]["at"].as_i64().expect("at") - sent_at;
+    assert!(later >= 2990, "level 2 is 3 s here; it came after {later} ms");
 }
