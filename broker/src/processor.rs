@@ -202,12 +202,23 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
     if send_forbidden(name) {
         return Err(error(cmd, resp::NO_PERMISSION, format!("Sending message to topic[{name}] is forbidden.")));
     }
+    // A message sent to a retry topic that has been consumed too often goes to the DLQ.
+    let dead_letter = match name.strip_prefix(topic::RETRY_GROUP_TOPIC_PREFIX) {
+        Some(group) => crate::send_back::dead_letter_topic(b, cmd, group, &h).await?,
+        None => None,
+    };
+    let name = dead_letter.as_deref().unwrap_or(name);
     let config = topic_for_send(b, cmd, name, h.default_topic.as_str(), h.default_topic_queue_nums).await?;
-    if !perm::is_writeable(config.perm) {
+    if !perm::is_writeable(config.perm) && dead_letter.is_none() {
         return Err(error(cmd, resp::NO_PERMISSION, format!("the topic[{name}] sending message is forbidden")));
     }
-    let queue_id =
-        if h.queue_id < 0 { (now_ms() % i64::from(config.write_queue_nums.max(1))) as i32 } else { h.queue_id };
+    let queue_id = if dead_letter.is_some() {
+        0
+    } else if h.queue_id < 0 {
+        (now_ms() % i64::from(config.write_queue_nums.max(1))) as i32
+    } else {
+        h.queue_id
+    };
     if queue_id >= config.write_queue_nums {
         return Err(error(
             cmd,
@@ -243,7 +254,10 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
     let mut first_offset = None;
     let mut last = None;
     for (flag, body, props) in parts {
-        let props = properties::with(&props, properties::CLUSTER, &b.config.broker_cluster_name);
+        let mut props = properties::with(&props, properties::CLUSTER, &b.config.broker_cluster_name);
+        if dead_letter.is_some() {
+            props = properties::without(&props, properties::DELAY_TIME_LEVEL);
+        }
         let prepared = crate::transaction::is_prepared(&props);
         if prepared && b.config.reject_transaction_message {
             return Err(error(

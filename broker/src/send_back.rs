@@ -94,6 +94,33 @@ pub(crate) async fn send_back(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     Ok(ok(cmd))
 }
 
+/// For a send to `%RETRY%<group>`: the group's DLQ topic when the message has been consumed
+/// `maxReconsumeTimes` times (how Java's orderly consumers give up on a message), else `None`
+/// (Java's `handleRetryAndDLQ`).
+pub(crate) async fn dead_letter_topic(
+    b: &Rc<Broker>,
+    cmd: &RemotingCommand,
+    group: &str,
+    h: &wire::header::SendMessageRequestHeader,
+) -> Result<Option<String>, RemotingCommand> {
+    let retry_max_times = b.meta.borrow().groups.subscription_group_table.get(group).map(|g| g.retry_max_times);
+    let Some(retry_max_times) = retry_max_times else {
+        return Err(error(
+            cmd,
+            resp::SUBSCRIPTION_GROUP_NOT_EXIST,
+            format!("subscription group not exist, {group} {FAQ}"),
+        ));
+    };
+    let max = h.max_reconsume_times.unwrap_or(retry_max_times);
+    if h.reconsume_times.unwrap_or(0) < max {
+        return Ok(None);
+    }
+    let dlq = topic::dlq_topic(group);
+    ensure_topic(b, &dlq, DLQ_QUEUES).await;
+    info!(group, topic = dlq, "message sent to the retry topic too often: moved to the dead-letter queue");
+    Ok(Some(dlq))
+}
+
 /// The topic's permission, creating it read-write with `queues` queues when missing (Java's
 /// `createTopicInSendMessageBackMethod`).
 async fn ensure_topic(b: &Rc<Broker>, name: &str, queues: i32) -> i32 {

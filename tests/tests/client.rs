@@ -830,3 +830,61 @@ async fn wait_until_async<F: std::future::Future<Output = bool>>(what: &str, mut
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orderly_consumer_gives_up_on_a_poison_message_into_the_dlq_and_goes_on_in_order() {
+    let broker = TestBroker::start();
+    broker.create_topic("TopicOrderlyDlq", 1);
+    let producer = producer(&broker);
+    let seen: Arc<Mutex<Vec<(String, i32)>>> = Arc::default();
+    let mut config = PushConsumerConfig::new("CG_orderly_dlq", broker.namesrv().to_string());
+    config.orderly = true;
+    config.consume_from = ConsumeFrom::FirstOffset;
+    config.suspend = Duration::from_secs(1);
+    config.suspend_current_queue = Duration::from_millis(50);
+    config.orderly_max_reconsume_times = Some(2);
+    let log = seen.clone();
+    let consumer = PushConsumer::start(config, &[("TopicOrderlyDlq", "*")], move |m: MessageExt| {
+        let log = log.clone();
+        async move {
+            let body = String::from_utf8_lossy(m.body()).into_owned();
+            log.lock().expect("seen").push((body.clone(), m.reconsume_times()));
+            if body == "poison" {
+                ConsumeResult::Later
+            } else {
+                ConsumeResult::Success
+            }
+        }
+    })
+    .await
+    .expect("orderly consumer");
+    for body in ["before", "poison", "after"] {
+        producer.send(Message::new("TopicOrderlyDlq", body)).await.expect("send");
+    }
+    wait_until("the message after the poison one", || seen.lock().expect("seen").iter().any(|(b, _)| b == "after"))
+        .await;
+    let log = seen.lock().expect("seen").clone();
+    let bodies: Vec<&str> = log.iter().map(|(b, _)| b.as_str()).collect();
+    assert_eq!(bodies, ["before", "poison", "poison", "poison", "after"], "in order, poison tried 3 times");
+    assert_eq!(log.iter().filter(|(b, _)| b == "poison").map(|(_, n)| *n).collect::<Vec<_>>(), [0, 1, 2]);
+
+    let dlq = pull_consumer(&broker, "CG_dlq_orderly_reader");
+    let deadline = Instant::now() + WAIT;
+    let dead = loop {
+        if let Ok(queues) = dlq.queues("%DLQ%CG_orderly_dlq").await {
+            let result = dlq.pull(&queues[0], "*", 0, 8).await.expect("pull the DLQ");
+            if !result.messages.is_empty() {
+                break result.messages;
+            }
+        }
+        assert!(Instant::now() < deadline, "poison never reached the DLQ");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body().as_ref(), b"poison");
+    assert_eq!(dead[0].topic(), "TopicOrderlyDlq", "RETRY_TOPIC names the original topic");
+    assert!(dead[0].property("ORIGIN_MESSAGE_ID").is_some());
+    consumer.shutdown(Duration::from_secs(5)).await;
+    dlq.shutdown().await;
+    producer.shutdown().await;
+}

@@ -20,8 +20,8 @@ use wire::body::{
     SubscriptionData, UnlockBatchRequestBody,
 };
 use wire::code::{request, response};
-use wire::header::ConsumerSendMsgBackRequestHeader;
-use wire::message::topic;
+use wire::header::{ConsumerSendMsgBackRequestHeader, SendMessageRequestHeader, SendMessageRequestHeaderV2};
+use wire::message::{properties, topic};
 use wire::RemotingCommand;
 
 use super::{PullRequest, PullStatus};
@@ -89,6 +89,10 @@ pub struct PushConsumerConfig {
     pub orderly: bool,
     /// Pause before handling a failed message again in orderly mode.
     pub suspend_current_queue: Duration,
+    /// Orderly mode: retries of a failing message before it goes to the group's DLQ (sent to
+    /// the retry topic with its retries counted, which the broker turns into the DLQ, as Java's
+    /// orderly consumer does). `None`: retry for ever, Java's default for orderly listeners.
+    pub orderly_max_reconsume_times: Option<i32>,
 }
 
 impl PushConsumerConfig {
@@ -108,6 +112,7 @@ impl PushConsumerConfig {
             pull_error_delay: Duration::from_secs(1),
             orderly: false,
             suspend_current_queue: Duration::from_secs(1),
+            orderly_max_reconsume_times: None,
         }
     }
 }
@@ -503,18 +508,73 @@ impl Inner {
     /// Runs the handler on `message` until it succeeds, pausing between attempts; false when
     /// the queue was let go first (the message stays unfinished, for the next owner).
     async fn consume_orderly(&self, progress: &Progress, message: &MessageExt) -> bool {
+        let mut attempt = message.clone();
         loop {
             let handler = self.handler.clone();
-            let attempt = message.clone();
-            let result = tokio::spawn(async move { handler(attempt).await }).await.unwrap_or(ConsumeResult::Later);
+            let this_try = attempt.clone();
+            let result = tokio::spawn(async move { handler(this_try).await }).await.unwrap_or(ConsumeResult::Later);
             if result == ConsumeResult::Success {
                 return true;
             }
             if progress.stopped.load(Ordering::Acquire) || self.stopping.load(Ordering::Acquire) {
                 return false;
             }
+            if let Some(max) = self.config.orderly_max_reconsume_times {
+                if attempt.stored.reconsume_times >= max {
+                    match self.give_up(&attempt).await {
+                        Ok(()) => return true,
+                        Err(e) => {
+                            tracing::warn!(msg_id = %attempt.msg_id(), error = %e, "dead-lettering failed; retrying")
+                        }
+                    }
+                } else {
+                    attempt.stored.reconsume_times += 1;
+                }
+            }
             tokio::time::sleep(self.config.suspend_current_queue).await;
         }
+    }
+
+    /// An orderly consumer gives up on a message: it goes to the retry topic with its retries
+    /// counted, which the broker turns into the DLQ (Java's `ConsumeMessageOrderlyService`
+    /// `sendMessageBack`).
+    async fn give_up(&self, message: &MessageExt) -> Result<()> {
+        let queue = MessageQueue {
+            topic: message.stored_topic().to_string(),
+            broker_name: message.broker_name.clone(),
+            queue_id: message.queue_id(),
+        };
+        let addr = super::broker_addr(&self.instance, &queue).await?;
+        let mut props = message.stored.properties.as_str().to_owned();
+        if properties::get(&props, properties::RETRY_TOPIC).is_none() {
+            props = properties::with(&props, properties::RETRY_TOPIC, message.topic());
+        }
+        if properties::get(&props, properties::ORIGIN_MESSAGE_ID).is_none() {
+            props = properties::with(&props, properties::ORIGIN_MESSAGE_ID, &message.msg_id());
+        }
+        props = properties::without(&props, properties::TRANSACTION_PREPARED);
+        let reconsume_times = message.stored.reconsume_times;
+        props = properties::with(&props, properties::DELAY_TIME_LEVEL, &(3 + reconsume_times).to_string());
+        let header = SendMessageRequestHeader {
+            producer_group: self.config.group.as_str().into(),
+            topic: topic::retry_topic(&self.config.group).as_str().into(),
+            default_topic: topic::AUTO_CREATE_TOPIC_KEY.into(),
+            default_topic_queue_nums: 1,
+            queue_id: 0,
+            sys_flag: 0,
+            born_timestamp: now_ms(),
+            flag: message.stored.flag,
+            properties: Some(props.as_str().into()),
+            reconsume_times: Some(reconsume_times),
+            unit_mode: Some(false),
+            batch: Some(false),
+            max_reconsume_times: self.config.orderly_max_reconsume_times,
+            broker_name: Some(message.broker_name.as_str().into()),
+        };
+        let cmd = RemotingCommand::request(request::SEND_MESSAGE_V2)
+            .with_header(&SendMessageRequestHeaderV2::from(header))
+            .with_body(message.body().clone());
+        self.instance.call(&addr, cmd).await.map(|_| ())
     }
 
     /// This consumer's share of `topic_name`'s queues.
