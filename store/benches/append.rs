@@ -1,7 +1,8 @@
 //! CommitLog append throughput and latency, 1 KiB bodies, one shard: ASYNC_FLUSH and SYNC_FLUSH
 //! at 1, 16 and 128 concurrent appenders (each appends, waits for its acknowledgement, repeats).
 //!
-//! Run: `cargo bench -p store --bench append`. Env: `APPEND_SECS` (default 3),
+//! Run: `cargo bench -p store --bench append`. Env: `APPEND_SECS` (default 3), `APPEND_APPENDERS`
+//! (`1,16,128`), `APPEND_FLUSH` (both, or `ASYNC_FLUSH` / `SYNC_FLUSH`),
 //! `APPEND_SEGMENT_MB` (256), `APPEND_ZERO_FILL` (1), `APPEND_DIR` (a folder under `target/`).
 //! Under `cargo test` it makes one short run as a smoke test.
 
@@ -22,12 +23,20 @@ fn env_or(name: &str, default: u64) -> u64 {
 fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
     let secs = if measuring { env_or("APPEND_SECS", 3) } else { 1 };
-    let appenders: &[usize] = if measuring { &[1, 16, 128] } else { &[16] };
+    let chosen: Vec<usize> = std::env::var("APPEND_APPENDERS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| if measuring { vec![1, 16, 128] } else { vec![16] });
+    let appenders = chosen.as_slice();
+    let modes: Vec<FlushDiskType> = match std::env::var("APPEND_FLUSH").ok().as_deref().and_then(FlushDiskType::parse) {
+        Some(mode) => vec![mode],
+        None => vec![FlushDiskType::AsyncFlush, FlushDiskType::SyncFlush],
+    };
     let segment_bytes = env_or("APPEND_SEGMENT_MB", if measuring { 256 } else { 16 }) << 20;
     let root = std::env::var_os("APPEND_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target").join("append-bench"));
-    for flush in [FlushDiskType::AsyncFlush, FlushDiskType::SyncFlush] {
+    for flush in modes {
         for &n in appenders {
             let dir = root.join(format!("{}-{n}", flush.name()));
             let _ = std::fs::remove_dir_all(&dir);
@@ -56,14 +65,18 @@ async fn run(dir: PathBuf, flush: FlushDiskType, appenders: usize, segment_bytes
     let deadline = Instant::now() + length;
     let started = Instant::now();
     let mut tasks = Vec::new();
+    // One message built up front: what is measured is the store, not building bodies.
+    let template = message();
     for _ in 0..appenders {
-        let (log, latencies, bytes) = (log.clone(), latencies.clone(), bytes.clone());
+        let (log, latencies, bytes, template) = (log.clone(), latencies.clone(), bytes.clone(), template.clone());
         tasks.push(glommio::spawn_local(async move {
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let r = log.append(&mut message()).expect("append").wait().await.expect("durable");
-                latencies.borrow_mut().push(t.elapsed().as_micros() as u32);
+            let mut now = Instant::now();
+            while now < deadline {
+                let r = log.append(&mut template.clone()).expect("append").wait().await.expect("durable");
+                let done = Instant::now();
+                latencies.borrow_mut().push((done - now).as_micros() as u32);
                 *bytes.borrow_mut() += r.size as u64;
+                now = done;
             }
         }));
     }
