@@ -20,7 +20,7 @@ use crate::processor::{error, header, ok, Answer};
 use crate::server::{now_ms, Broker};
 
 fn queue(b: &Broker, topic: &str, queue_id: i32) -> MessageQueue {
-    MessageQueue { broker_name: b.config.broker_name.clone(), queue_id, topic: topic.to_owned() }
+    MessageQueue { broker_name: b.config.borrow().broker_name.clone(), queue_id, topic: topic.to_owned() }
 }
 
 /// Store time of the message before queue offset `offset` (the newest one below it), or 0.
@@ -136,7 +136,7 @@ pub fn runtime_info(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     put("dispatchBehindBytes", "0".into());
     put("pageCacheLockTimeMills", "0".into());
     put("inFlightRequests", b.in_flight.get().to_string());
-    put("flushDiskType", b.config.flush_disk_type.clone());
+    put("flushDiskType", b.config.borrow().flush_disk_type.clone());
     if let Some(reason) = log.failure() {
         put("storeReadOnly", reason);
     }

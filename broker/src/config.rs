@@ -189,6 +189,27 @@ const MEANINGS: &[(&str, &str)] = &[
     ("maxPendingRequests", "Requests waiting for the store at once before new ones get SYSTEM_BUSY (Apogee)."),
 ];
 
+/// Settings UPDATE_BROKER_CONFIG changes at once; the others are kept in memory and apply
+/// after a restart (with the file changed too).
+const RUNTIME_SETTINGS: &[&str] = &[
+    "brokerPermission",
+    "autoCreateTopicEnable",
+    "autoCreateSubscriptionGroup",
+    "defaultTopicQueueNums",
+    "maxMessageSize",
+    "longPollingEnable",
+    "shortPollingTimeMills",
+    "fileReservedTime",
+    "deleteWhen",
+    "diskMaxUsedSpaceRatio",
+    "cleanFileForciblyEnable",
+    "transactionTimeOut",
+    "transactionCheckMax",
+    "rejectTransactionMessage",
+    "defaultQueryMaxNum",
+    "maxPendingRequests",
+];
+
 #[derive(Deserialize)]
 struct ConfigFile {
     #[serde(flatten)]
@@ -306,6 +327,44 @@ impl BrokerConfig {
     /// Every setting: its key, its default (as TOML) and what it does, in file order.
     pub fn reference() -> Result<Vec<namesrv::config::ReferenceRow>, String> {
         namesrv::config::reference(&Self::default(), MEANINGS)
+    }
+
+    /// This config with `changes` (`key=value` lines, Java `Properties` text) applied, validated;
+    /// with the keys that take effect at once and those that wait for a restart.
+    pub fn updated(&self, changes: &str) -> Result<(BrokerConfig, Vec<String>, Vec<String>), String> {
+        let mut table = match toml::Value::try_from(self) {
+            Ok(toml::Value::Table(table)) => table,
+            _ => return Err("the current configuration cannot be rendered".into()),
+        };
+        let (mut now, mut later) = (Vec::new(), Vec::new());
+        for line in changes.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            let (key, text) = line
+                .split_once('=')
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .ok_or_else(|| format!("{line:?} is not key=value"))?;
+            let value = match table.get(key) {
+                None => return Err(format!("unknown setting {key:?}")),
+                Some(toml::Value::Boolean(_)) => text
+                    .parse()
+                    .map(toml::Value::Boolean)
+                    .map_err(|_| format!("{key} = {text:?} is not true or false"))?,
+                Some(toml::Value::Integer(_)) => {
+                    text.parse().map(toml::Value::Integer).map_err(|_| format!("{key} = {text:?} is not an integer"))?
+                }
+                Some(toml::Value::Float(_)) => {
+                    text.parse().map(toml::Value::Float).map_err(|_| format!("{key} = {text:?} is not a number"))?
+                }
+                Some(_) => toml::Value::String(text.to_owned()),
+            };
+            table.insert(key.to_owned(), value);
+            match RUNTIME_SETTINGS.contains(&key) {
+                true => now.push(key.to_owned()),
+                false => later.push(key.to_owned()),
+            }
+        }
+        let config: BrokerConfig = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.to_string())?;
+        config.validate()?;
+        Ok((config, now, later))
     }
 
     /// `key=value` lines, as Java's GET_BROKER_CONFIG body.

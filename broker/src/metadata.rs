@@ -91,6 +91,11 @@ impl Metadata {
         self.topics.data_version = self.topics.data_version.next(now_ms);
     }
 
+    /// A new data version for the topics, so the name servers take the next registration.
+    pub fn touch_topics(&mut self, now_ms: i64) {
+        self.topics.data_version = self.topics.data_version.next(now_ms);
+    }
+
     pub fn remove_topic(&mut self, name: &str, now_ms: i64) -> bool {
         let removed = self.topics.topic_config_table.remove(name).is_some();
         if removed {

@@ -51,6 +51,7 @@ pub async fn process(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand) -> O
         req::DELETE_SUBSCRIPTIONGROUP => delete_group(b, &cmd).await,
         req::GET_ALL_CONSUMER_OFFSET => Ok(ok(&cmd).with_body(b.meta.borrow().offsets.encode_fastjson())),
         req::GET_BROKER_CONFIG => broker_config(b, &cmd),
+        req::UPDATE_BROKER_CONFIG => update_broker_config(b, &cmd),
         req::GET_BROKER_RUNTIME_INFO => crate::admin::runtime_info(b, &cmd),
         req::GET_TOPIC_STATS_INFO => crate::admin::topic_stats(b, &cmd).await,
         req::GET_CONSUME_STATS => crate::admin::consume_stats(b, &cmd).await,
@@ -156,7 +157,7 @@ async fn topic_for_send(
         let meta = b.meta.borrow();
         if name.starts_with(topic::RETRY_GROUP_TOPIC_PREFIX) {
             Some(TopicConfig::new(name, 1))
-        } else if b.config.auto_create_topic_enable {
+        } else if b.config.borrow().auto_create_topic_enable {
             meta.topic(default_topic).filter(|d| d.perm & perm::INHERIT != 0).map(|d| {
                 let mut t = TopicConfig::new(name, queue_nums.clamp(1, d.write_queue_nums.max(1)));
                 t.perm = d.perm & !perm::INHERIT;
@@ -190,7 +191,7 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
         cmd.code == req::SEND_MESSAGE_V2 || (cmd.code == req::SEND_BATCH_MESSAGE && cmd.ext_fields.get("a").is_some());
     let h = SendMessageRequestHeader::read_any(&cmd.ext_fields, v2)
         .map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?;
-    if !perm::is_writeable(b.config.broker_permission) {
+    if !perm::is_writeable(b.config.borrow().broker_permission) {
         return Err(error(
             cmd,
             resp::NO_PERMISSION,
@@ -235,7 +236,7 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
     } else {
         vec![(h.flag, cmd.body.clone(), h.properties.as_ref().map(|p| p.as_str().to_owned()).unwrap_or_default())]
     };
-    if parts.is_empty() || parts.iter().any(|(_, body, _)| body.len() > b.config.max_message_size) {
+    if parts.is_empty() || parts.iter().any(|(_, body, _)| body.len() > b.config.borrow().max_message_size) {
         return Err(error(
             cmd,
             resp::MESSAGE_ILLEGAL,
@@ -254,12 +255,12 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
     let mut first_offset = None;
     let mut last = None;
     for (flag, body, props) in parts {
-        let mut props = properties::with(&props, properties::CLUSTER, &b.config.broker_cluster_name);
+        let mut props = properties::with(&props, properties::CLUSTER, &b.config.borrow().broker_cluster_name);
         if dead_letter.is_some() {
             props = properties::without(&props, properties::DELAY_TIME_LEVEL);
         }
         let prepared = crate::transaction::is_prepared(&props);
-        if prepared && b.config.reject_transaction_message {
+        if prepared && b.config.borrow().reject_transaction_message {
             return Err(error(
                 cmd,
                 resp::NO_PERMISSION,
@@ -327,7 +328,7 @@ pub(crate) fn store_error(cmd: &RemotingCommand, e: store::StoreError) -> Remoti
 async fn pull(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     let h: PullMessageRequestHeader = header(cmd)?;
     let (group, name, queue_id) = (h.consumer_group.as_str(), h.topic.as_str(), h.queue_id);
-    if !perm::is_readable(b.config.broker_permission) {
+    if !perm::is_readable(b.config.borrow().broker_permission) {
         return Err(error(
             cmd,
             resp::NO_PERMISSION,
@@ -337,7 +338,7 @@ async fn pull(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     let group_flags = b
         .meta
         .borrow_mut()
-        .group_or_create(group, b.config.auto_create_subscription_group, now_ms())
+        .group_or_create(group, b.config.borrow().auto_create_subscription_group, now_ms())
         .map(|g| (g.consume_enable, g.consume_broadcast_enable));
     let Some((consume_enable, broadcast_enable)) = group_flags else {
         return Err(error(
@@ -375,10 +376,10 @@ async fn pull(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
         b.offsets_dirty.set(true);
     }
     let suspend = h.sys_flag & pull_sys_flag::SUSPEND != 0;
-    let wait = if b.config.long_polling_enable {
+    let wait = if b.config.borrow().long_polling_enable {
         Duration::from_millis(h.suspend_timeout_millis.max(0) as u64)
     } else {
-        Duration::from_millis(b.config.short_polling_time_mills)
+        Duration::from_millis(b.config.borrow().short_polling_time_mills)
     };
     let deadline = Instant::now() + wait;
     let mut woken = false;
@@ -535,7 +536,8 @@ async fn heart_beat(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> A
         let (config, created) = {
             let mut meta = b.meta.borrow_mut();
             let existed = meta.groups.subscription_group_table.contains_key(group);
-            let config = meta.group_or_create(group, b.config.auto_create_subscription_group, now_ms()).cloned();
+            let config =
+                meta.group_or_create(group, b.config.borrow().auto_create_subscription_group, now_ms()).cloned();
             (config, !existed)
         };
         groups_changed |= created && config.is_some();
@@ -637,7 +639,7 @@ async fn view_message(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
 async fn query_message(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     let h: QueryMessageRequestHeader = header(cmd)?;
     let max_num = match h.unique_key_flag {
-        Some(true) => b.config.default_query_max_num,
+        Some(true) => b.config.borrow().default_query_max_num,
         _ => h.max_num,
     };
     let result = b
@@ -662,7 +664,7 @@ async fn create_topic(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     let h: CreateTopicRequestHeader = header(cmd)?;
     let name = h.topic.as_str();
     check_topic_name(cmd, name)?;
-    if name == b.config.broker_cluster_name {
+    if name == b.config.borrow().broker_cluster_name {
         return Err(error(
             cmd,
             resp::SYSTEM_ERROR,
@@ -726,9 +728,29 @@ async fn delete_group(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     Ok(ok(cmd))
 }
 
+/// UPDATE_BROKER_CONFIG: `key=value` lines. Unlike Java, an unknown key or a bad value
+/// refuses the whole change, and the remark says which settings wait for a restart.
+fn update_broker_config(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let text = std::str::from_utf8(&cmd.body).map_err(|_| error(cmd, resp::SYSTEM_ERROR, "string2Properties error"))?;
+    let (config, now, later) =
+        b.config.borrow().updated(text).map_err(|e| error(cmd, resp::SYSTEM_ERROR, format!("update refused: {e}")))?;
+    let permission_changed = config.broker_permission != b.config.borrow().broker_permission;
+    *b.config.borrow_mut() = config;
+    info!(applied = ?now, after_restart = ?later, "broker configuration updated");
+    if permission_changed {
+        b.meta.borrow_mut().touch_topics(now_ms());
+        b.registrar.trigger();
+    }
+    let remark = match later.is_empty() {
+        true => format!("applied: {}", now.join(", ")),
+        false => format!("applied: {}; effective after a restart: {}", now.join(", "), later.join(", ")),
+    };
+    Ok(ok(cmd).with_remark(remark))
+}
+
 fn broker_config(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     let version = String::from_utf8(b.meta.borrow().data_version().encode()).unwrap_or_default();
     Ok(ok(cmd)
         .with_header(&GetBrokerConfigResponseHeader { version: version.as_str().into() })
-        .with_body(b.config.to_properties()))
+        .with_body(b.config.borrow().to_properties()))
 }

@@ -174,10 +174,15 @@ impl Registrar {
 pub async fn register_loop(broker: Rc<Broker>) {
     let Some(wake) = broker.registrar.wake_rx.borrow_mut().take() else { return };
     loop {
-        let body = RegisterBrokerBody {
-            filter_server_list: Vec::new(),
-            topic_config_serialize_wrapper: broker.meta.borrow().topic_wrapper(),
-        };
+        let mut topics = broker.meta.borrow().topic_wrapper();
+        // A broker that is not read-write says so through its topics, as Java's does.
+        let permission = broker.config.borrow().broker_permission;
+        if permission & (wire::body::perm::READ | wire::body::perm::WRITE)
+            != (wire::body::perm::READ | wire::body::perm::WRITE)
+        {
+            topics.topic_config_table.values_mut().for_each(|t| t.perm &= permission);
+        }
+        let body = RegisterBrokerBody { filter_server_list: Vec::new(), topic_config_serialize_wrapper: topics };
         broker.registrar.register_all(&body).await;
         let period = broker.registrar.period;
         futures_lite::future::or(

@@ -55,11 +55,11 @@ pub fn disk_used(path: &Path) -> Option<f64> {
 }
 
 pub async fn retention_loop(broker: Rc<Broker>) {
-    let interval = Duration::from_millis(broker.config.clean_resource_interval.max(100));
+    let interval = Duration::from_millis(broker.config.borrow().clean_resource_interval.max(100));
     loop {
         glommio::timer::sleep(interval).await;
-        let used = disk_used(&broker.config.store_path_root_dir).unwrap_or(0.0);
-        let expired_before = match plan(&broker.config, SystemTime::now(), used) {
+        let used = disk_used(&broker.config.borrow().store_path_root_dir).unwrap_or(0.0);
+        let expired_before = match plan(&broker.config.borrow(), SystemTime::now(), used) {
             Plan::Nothing => continue,
             Plan::Expired(before) => Some(before),
             Plan::Oldest => {

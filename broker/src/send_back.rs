@@ -29,7 +29,7 @@ pub(crate) async fn send_back(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
             format!("subscription group not exist, {group} {FAQ}"),
         ));
     };
-    if !perm::is_writeable(b.config.broker_permission) {
+    if !perm::is_writeable(b.config.borrow().broker_permission) {
         return Err(error(
             cmd,
             resp::NO_PERMISSION,

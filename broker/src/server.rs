@@ -57,7 +57,7 @@ pub type PullHolds = HashMap<(String, i32), Vec<LocalSender<()>>>;
 
 /// Everything the broker's executor owns.
 pub struct Broker {
-    pub config: BrokerConfig,
+    pub config: RefCell<BrokerConfig>,
     pub store: MessageStore,
     pub meta: RefCell<Metadata>,
     pub clients: RefCell<Clients>,
@@ -316,7 +316,7 @@ async fn run(
     let store_host = SocketAddr::new(config.broker_ip1, local_addr.port());
     let registrar = Registrar::new(&config, store_host);
     let broker = Rc::new(Broker {
-        config,
+        config: RefCell::new(config),
         store,
         meta: RefCell::new(meta),
         clients: RefCell::new(Clients::default()),
@@ -438,7 +438,7 @@ async fn serve_connection(stream: TcpStream, id: ConnId, broker: Rc<Broker>) {
             }
         }
     });
-    let decoder = FrameDecoder::new(broker.config.max_frame_bytes);
+    let decoder = FrameDecoder::new(broker.config.borrow().max_frame_bytes);
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut scratch = vec![0u8; READ_CHUNK];
     let reason = 'conn: loop {
@@ -482,7 +482,7 @@ fn dispatch(broker: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand) {
         return;
     }
     let working = broker.in_flight.get() - broker.suspended.get();
-    if working >= broker.config.max_pending_requests {
+    if working >= broker.config.borrow().max_pending_requests {
         if !cmd.is_oneway() {
             let busy = RemotingCommand::response_to(&cmd, response::SYSTEM_BUSY).with_remark(format!(
                 "[PCBUSY_CLEAN_QUEUE]broker busy, start flow control for a while, {working} requests in flight"
@@ -506,7 +506,7 @@ fn dispatch(broker: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand) {
 
 /// Consumer offsets to disk every `flushConsumerOffsetInterval`, when they changed.
 async fn offset_flush_loop(broker: Rc<Broker>) {
-    let interval = Duration::from_millis(broker.config.flush_consumer_offset_interval.max(100));
+    let interval = Duration::from_millis(broker.config.borrow().flush_consumer_offset_interval.max(100));
     loop {
         glommio::timer::sleep(interval).await;
         if broker.offsets_dirty.replace(false) {
@@ -522,7 +522,7 @@ async fn offset_flush_loop(broker: Rc<Broker>) {
 
 /// Drops clients silent for `channelExpiredTimeout` and tells their groups.
 async fn client_scan_loop(broker: Rc<Broker>) {
-    let timeout = Duration::from_millis(broker.config.channel_expired_timeout.max(1));
+    let timeout = Duration::from_millis(broker.config.borrow().channel_expired_timeout.max(1));
     loop {
         glommio::timer::sleep(Duration::from_secs(10).min(timeout)).await;
         let changed = broker.clients.borrow_mut().scan_expired(Instant::now(), timeout);

@@ -199,7 +199,7 @@ async fn put_op(b: &Broker, half_offset: i64) -> Result<(), store::StoreError> {
 
 /// The checker: every `transactionCheckInterval`, the half messages left open.
 pub async fn check_loop(b: Rc<Broker>) {
-    let interval = Duration::from_millis(b.config.transaction_check_interval.max(10));
+    let interval = Duration::from_millis(b.config.borrow().transaction_check_interval.max(10));
     loop {
         glommio::timer::sleep(interval).await;
         if let Err(e) = check_once(&b).await {
@@ -209,8 +209,8 @@ pub async fn check_loop(b: Rc<Broker>) {
 }
 
 async fn check_once(b: &Rc<Broker>) -> Result<(), store::StoreError> {
-    let timeout_ms = b.config.transaction_time_out as i64;
-    let max_checks = b.config.transaction_check_max;
+    let timeout_ms = b.config.borrow().transaction_time_out as i64;
+    let max_checks = b.config.borrow().transaction_check_max;
     let mut offset = b.meta.borrow().query_offset(CHECK_GROUP, topic::TRANS_HALF_TOPIC, 0).max(0);
     // Copies stored by this pass are checked by the next one.
     let end = b.store.max_offset_in_queue(topic::TRANS_HALF_TOPIC, 0);

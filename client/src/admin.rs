@@ -334,6 +334,15 @@ impl Admin {
         Ok(parse_properties(&text))
     }
 
+    /// UPDATE_BROKER_CONFIG: changes settings of a running broker; returns the broker's remark
+    /// (which settings applied at once, which wait for a restart).
+    pub async fn update_broker_config(&self, addr: &str, changes: &BTreeMap<String, String>) -> Result<String> {
+        let body: String = changes.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        let cmd = RemotingCommand::request(request::UPDATE_BROKER_CONFIG).with_body(body.into_bytes());
+        let answer = self.instance.call(addr, cmd).await?;
+        Ok(answer.remark_str().to_string())
+    }
+
     pub async fn shutdown(&self) {
         self.instance.shutdown().await;
     }

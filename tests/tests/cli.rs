@@ -235,3 +235,47 @@ fn errors_say_what_went_wrong_and_exit_nonzero() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("only 0 of 1 messages arrived"));
 }
+
+#[test]
+fn a_running_broker_takes_setting_changes_and_a_read_only_broker_refuses_sends() {
+    let broker = TestBroker::start();
+    broker.create_topic("CliPerm", 2);
+    let ns = broker.namesrv().to_string();
+    let addr = broker.addr().to_string();
+    let send = || run_apogee(&["-n", &ns, "send", "-t", "CliPerm", "hello"], "");
+    ok(&send());
+
+    let result = ok(&run_apogee(&["-n", &ns, "broker", "update", "-b", &addr, "brokerPermission=4"], ""));
+    assert!(result.contains("applied: brokerPermission"), "{result}");
+    let config = json(&run_apogee(&["-n", &ns, "broker", "config", "-b", &addr, "--json"], ""));
+    assert_eq!(config["brokerPermission"], "4");
+    // Refused by the broker, or not even tried once the route says read-only.
+    let refused = send();
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(why.contains("forbidden") || why.contains("no writable queue"), "{why}");
+    // The name server learns it at once: the topic's queues are read-only in its route.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let route = json(&run_apogee(&["-n", &ns, "topic", "route", "-t", "CliPerm", "--json"], ""));
+        if route["queueDatas"][0]["perm"] == 4 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the route never turned read-only: {route}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let later =
+        ok(&run_apogee(&["-n", &ns, "broker", "update", "-b", &addr, "brokerPermission=6", "listenPort=10911"], ""));
+    assert!(later.contains("effective after a restart: listenPort"), "{later}");
+    ok(&send());
+    for (bad, why) in [
+        ("noSuchSetting=1", "unknown setting"),
+        ("brokerPermission=rw", "not an integer"),
+        ("defaultTopicQueueNums=0", "defaultTopicQueueNums"),
+    ] {
+        let out = run_apogee(&["-n", &ns, "broker", "update", "-b", &addr, bad], "");
+        assert!(!out.status.success(), "{bad} accepted");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(why), "{bad}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}

@@ -175,6 +175,13 @@ enum BrokerCommand {
         #[arg(short = 'b', long)]
         broker: String,
     },
+    /// UPDATE_BROKER_CONFIG: change settings of a running broker (KEY=VALUE …).
+    Update {
+        #[arg(short = 'b', long)]
+        broker: String,
+        #[arg(required = true, value_parser = parse_property)]
+        settings: Vec<(String, String)>,
+    },
 }
 
 #[derive(Args)]
@@ -308,6 +315,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Broker(BrokerCommand::Config { broker }) => {
             let admin = Admin::start(config)?;
             out.key_values(&admin.broker_config(&broker).await?);
+            Ok(())
+        }
+        Command::Broker(BrokerCommand::Update { broker, settings }) => {
+            let admin = Admin::start(config)?;
+            let remark = admin.update_broker_config(&broker, &settings.into_iter().collect()).await?;
+            out.done(&remark, json!({ "broker": broker, "result": remark }));
             Ok(())
         }
         Command::Send(args) => send(config, args, &out).await,
