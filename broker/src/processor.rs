@@ -452,11 +452,14 @@ async fn pull_once(
     use store::GetMessageStatus as S;
     let max = h.max_msg_nums.clamp(1, 1024) as usize;
     let accept = |code: i64| matches_tag_code(sub, code);
-    let result = b
+    let mut result = b
         .store
         .get_message(h.topic.as_str(), h.queue_id, h.queue_offset, max, &accept)
         .await
         .map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?;
+    if let Some(sub) = sub.filter(|s| !s.is_all() && !s.class_filter_mode) {
+        keep_exact_tags(&mut result, sub);
+    }
     let code = match result.status {
         S::Found => resp::SUCCESS,
         S::MessageWasRemoving | S::NoMatchedMessage => resp::PULL_RETRY_IMMEDIATELY,
@@ -486,6 +489,32 @@ async fn pull_once(
         answer = answer.with_body(body.freeze());
     }
     Ok(answer)
+}
+
+/// The ConsumeQueue matched tag hash codes; two tags can share one. Java leaves the exact check
+/// to the client; here the broker drops what a client would drop, so no client (however it
+/// filters) gets a message of another tag.
+fn keep_exact_tags(result: &mut store::GetMessageResult, sub: &SubscriptionData) {
+    let found = result.messages.len();
+    let exact = |record: &bytes::Bytes| {
+        StoredMessage::decode(record, false).is_ok_and(|(m, _)| m.tags().is_some_and(|t| sub.tags_set.contains(t)))
+    };
+    let mut kept = 0;
+    for i in 0..found {
+        if exact(&result.messages[i]) {
+            result.messages.swap(kept, i);
+            result.queue_offsets.swap(kept, i);
+            kept += 1;
+        }
+    }
+    if kept < found {
+        result.messages.truncate(kept);
+        result.queue_offsets.truncate(kept);
+        result.buffer_total_size = result.messages.iter().map(bytes::Bytes::len).sum();
+        if kept == 0 {
+            result.status = store::GetMessageStatus::NoMatchedMessage;
+        }
+    }
 }
 
 async fn query_consumer_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {

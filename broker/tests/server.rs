@@ -47,6 +47,20 @@ fn sends_pulls_and_offsets_answer_with_java_codes_and_remarks() {
     let tagged = c.call(pull("TopicA", 0, 0, 0, "TagB"));
     assert_eq!(bodies(&tagged), ["m1"], "only TagB");
 
+    // "Aa" and "BB" share a hash code: the ConsumeQueue matches both, the broker only "Aa".
+    assert_eq!(wire::message::tag_hash_code("Aa"), wire::message::tag_hash_code("BB"));
+    for (i, tag) in ["Aa", "BB", "Aa"].iter().enumerate() {
+        ok(&c.call(send_message("TopicHash", 0, &format!("h{i}"), tag)));
+    }
+    let exact = c.call(pull("TopicHash", 0, 0, 0, "Aa"));
+    assert_eq!(bodies(&exact), ["h0", "h2"], "no message of the colliding tag");
+    let h: PullMessageResponseHeader = exact.header().expect("pull header");
+    assert_eq!(h.next_begin_offset, 3, "the dropped one is passed over");
+    let none = c.call(pull("TopicHash", 0, 1, 0, "Aa || Zz"));
+    assert_eq!(bodies(&none), ["h2"]);
+    let only_collision = c.call(pull("TopicHash", 0, 1, 0, "BB"));
+    assert_eq!(bodies(&only_collision), ["h1"]);
+
     let caught_up = c.call(pull("TopicA", 0, 3, 0, "*"));
     assert_eq!((caught_up.code, caught_up.remark_str()), (response::PULL_NOT_FOUND, "OFFSET_OVERFLOW_ONE"));
     let beyond = c.call(pull("TopicA", 0, 10, 0, "*"));
