@@ -140,17 +140,10 @@ impl Admin {
 
     /// Min and max offsets of every queue of the topic, from each of its brokers.
     pub async fn topic_stats(&self, topic_name: &str) -> Result<TopicStatsTable> {
-        let route = self.topic_route(topic_name).await?;
+        let header = GetTopicStatsInfoRequestHeader { topic: topic_name.into() };
+        let cmd = RemotingCommand::request(request::GET_TOPIC_STATS_INFO).with_header(&header);
         let mut merged = TopicStatsTable::default();
-        for addr in master_addrs(&route) {
-            let header = GetTopicStatsInfoRequestHeader { topic: topic_name.into() };
-            let cmd = RemotingCommand::request(request::GET_TOPIC_STATS_INFO).with_header(&header);
-            let answer = self.instance.call(&addr, cmd).await?;
-            let table = TopicStatsTable::decode(&answer.body).map_err(|source| ClientError::Body {
-                addr: addr.clone(),
-                request: "GET_TOPIC_STATS_INFO",
-                source,
-            })?;
+        for table in self.ask_topic_masters::<TopicStatsTable>(topic_name, cmd, "GET_TOPIC_STATS_INFO").await? {
             merged.offset_table.extend(table.offset_table);
         }
         Ok(merged)
@@ -278,21 +271,30 @@ impl Admin {
         timestamp: i64,
         force: bool,
     ) -> Result<BTreeMap<MessageQueue, i64>> {
+        let header =
+            ResetOffsetRequestHeader { topic: topic_name.into(), group: group.into(), timestamp, is_force: force };
+        let cmd = RemotingCommand::request(request::INVOKE_BROKER_TO_RESET_OFFSET).with_header(&header);
+        let answers =
+            self.ask_topic_masters::<ResetOffsetBody>(topic_name, cmd, "INVOKE_BROKER_TO_RESET_OFFSET").await?;
+        Ok(answers.into_iter().flat_map(|body| body.offset_table).collect())
+    }
+
+    /// Sends `cmd` to every master serving `topic_name` and decodes each answer's body.
+    async fn ask_topic_masters<T: JsonBody>(
+        &self,
+        topic_name: &str,
+        cmd: RemotingCommand,
+        request: &'static str,
+    ) -> Result<Vec<T>> {
         let route = self.topic_route(topic_name).await?;
-        let mut offsets = BTreeMap::new();
+        let mut answers = Vec::new();
         for addr in master_addrs(&route) {
-            let header =
-                ResetOffsetRequestHeader { topic: topic_name.into(), group: group.into(), timestamp, is_force: force };
-            let cmd = RemotingCommand::request(request::INVOKE_BROKER_TO_RESET_OFFSET).with_header(&header);
-            let answer = self.instance.call(&addr, cmd).await?;
-            let body = ResetOffsetBody::decode(&answer.body).map_err(|source| ClientError::Body {
-                addr: addr.clone(),
-                request: "INVOKE_BROKER_TO_RESET_OFFSET",
-                source,
-            })?;
-            offsets.extend(body.offset_table);
+            let answer = self.instance.call(&addr, cmd.clone()).await?;
+            let body =
+                T::decode(&answer.body).map_err(|source| ClientError::Body { addr: addr.clone(), request, source })?;
+            answers.push(body);
         }
-        Ok(offsets)
+        Ok(answers)
     }
 
     /// What one consumer of `group` reports about itself (GET_CONSUMER_RUNNING_INFO through a
