@@ -201,6 +201,22 @@ impl CommitLog {
             segments.insert(*base, segment::open(&config.dir, *base).await?);
         }
         let (end, report) = recover(&config, &mut segments, scan_from, &mut on_record).await?;
+        // The segment appends go to next is ready before the log is: the first sends of a new
+        // store would otherwise wait for it to be created and filled (a second for 1 GiB).
+        let current = end / config.segment_bytes * config.segment_bytes;
+        if !segments.contains_key(&current) {
+            let started = Instant::now();
+            match segment::create(&config.dir, current, config.segment_bytes, config.zero_fill_segments, || true).await
+            {
+                Ok(file) => {
+                    segments.insert(current, file);
+                    info!(segment = %segment::file_name(current), took = ?started.elapsed(), "CommitLog segment ready");
+                }
+                // A full disk must not keep the store from opening to serve what it holds: the
+                // allocator tries again and turns the log read-only if it cannot either.
+                Err(e) => warn!(error = %e, "first CommitLog segment not created at open"),
+            }
+        }
 
         let (wake_writer, writer_rx) = local_channel::new_bounded(1);
         let (wake_allocator, allocator_rx) = local_channel::new_bounded(1);
