@@ -204,12 +204,13 @@ impl CommitLog {
         // The segment appends go to next is ready before the log is: the first sends of a new
         // store would otherwise wait for it to be created and filled (a second for 1 GiB).
         let current = end / config.segment_bytes * config.segment_bytes;
-        if !segments.contains_key(&current) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = segments.entry(current) {
             let started = Instant::now();
-            match segment::create(&config.dir, current, config.segment_bytes, config.zero_fill_segments, || true).await
-            {
+            let created =
+                segment::create(&config.dir, current, config.segment_bytes, config.zero_fill_segments, || true);
+            match created.await {
                 Ok(file) => {
-                    segments.insert(current, file);
+                    slot.insert(file);
                     info!(segment = %segment::file_name(current), took = ?started.elapsed(), "CommitLog segment ready");
                 }
                 // A full disk must not keep the store from opening to serve what it holds: the
