@@ -11,9 +11,11 @@
 //! given up. Progress is the offset of group `CID_RMQ_SYS_TRANS` on the half queue.
 //!
 //! Unlike Java, a second END_TRANSACTION for a half message already resolved changes nothing
-//! (Java would store a committed message twice).
+//! (Java would store a committed message twice), and neither does one for a check copy of a
+//! transaction resolved meanwhile (the producer's answer came after the check was sent): the
+//! unique keys of recently resolved transactions are remembered while the broker runs.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -34,10 +36,36 @@ const REMOVE_TAG: &str = "d";
 /// Half messages read per call while checking.
 const CHECK_BATCH: usize = 32;
 
-/// Half queue offsets that have an op record, at or past the checker's progress.
+/// Unique keys of resolved transactions remembered, newest kept.
+const RESOLVED_KEYS_KEPT: usize = 100_000;
+
+/// Half queue offsets that have an op record, at or past the checker's progress; unique keys
+/// of transactions resolved lately.
 #[derive(Default)]
 pub struct Transactions {
     resolved: HashSet<i64>,
+    resolved_keys: HashSet<String>,
+    key_order: VecDeque<String>,
+}
+
+impl Transactions {
+    /// Records `key` as resolved; false if it already was.
+    fn claim_key(&mut self, key: &str) -> bool {
+        if !self.resolved_keys.insert(key.to_owned()) {
+            return false;
+        }
+        self.key_order.push_back(key.to_owned());
+        if self.key_order.len() > RESOLVED_KEYS_KEPT {
+            if let Some(oldest) = self.key_order.pop_front() {
+                self.resolved_keys.remove(&oldest);
+            }
+        }
+        true
+    }
+
+    fn is_resolved_key(&self, key: Option<&str>) -> bool {
+        key.is_some_and(|k| self.resolved_keys.contains(k))
+    }
 }
 
 /// Turns a prepared message into a half message (Java's `parseHalfMessageInner`).
@@ -83,7 +111,7 @@ pub async fn load(b: &Broker) -> Transactions {
     if !resolved.is_empty() {
         info!(resolved = resolved.len(), progress, "transaction op records loaded");
     }
-    Transactions { resolved }
+    Transactions { resolved, ..Transactions::default() }
 }
 
 fn decode(record: &Bytes) -> Option<StoredMessage> {
@@ -126,8 +154,11 @@ async fn resolve(b: &Rc<Broker>, cmd: &RemotingCommand, h: &EndTransactionReques
     if !b.transactions.borrow_mut().resolved.insert(half.queue_offset) {
         return Ok(ok(cmd));
     }
+    let key = half.property(properties::UNIQ_CLIENT_MESSAGE_ID_KEYIDX).map(str::to_owned);
+    // A copy made for a check of a transaction already resolved: only its op record is due.
+    let first = key.as_deref().is_none_or(|k| b.transactions.borrow_mut().claim_key(k));
     let outcome = async {
-        if commit {
+        if commit && first {
             store_committed(b, &half).await?;
         }
         put_op(b, half.queue_offset).await
@@ -139,7 +170,11 @@ async fn resolve(b: &Rc<Broker>, cmd: &RemotingCommand, h: &EndTransactionReques
             Ok(ok(cmd))
         }
         Err(e) => {
-            b.transactions.borrow_mut().resolved.remove(&half.queue_offset);
+            let mut transactions = b.transactions.borrow_mut();
+            transactions.resolved.remove(&half.queue_offset);
+            if let Some(k) = key.filter(|_| first) {
+                transactions.resolved_keys.remove(&k);
+            }
             Err(store_error(cmd, e))
         }
     }
@@ -227,6 +262,9 @@ async fn check_once(b: &Rc<Broker>) -> Result<(), store::StoreError> {
                 warn!(offset = queue_offset, "undecodable half message skipped");
                 continue;
             };
+            if b.transactions.borrow().is_resolved_key(half.property(properties::UNIQ_CLIENT_MESSAGE_ID_KEYIDX)) {
+                continue; // a check copy whose transaction was resolved meanwhile
+            }
             if now_ms() - half.store_timestamp < immunity_ms(&half, timeout_ms) {
                 // Later ones are younger still: stop here, resume here next time.
                 return advance(b, *queue_offset);

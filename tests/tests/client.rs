@@ -712,7 +712,7 @@ async fn committed_bodies(consumer: &PullConsumer) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_commit_roll_back_and_are_checked_back_even_across_a_restart() {
     let settings = |c: &mut broker::BrokerConfig| {
-        c.transaction_time_out = 300;
+        c.transaction_time_out = 1_000;
         c.transaction_check_interval = 100;
         c.transaction_check_max = 3;
     };
@@ -887,4 +887,47 @@ async fn an_orderly_consumer_gives_up_on_a_poison_message_into_the_dlq_and_goes_
     consumer.shutdown(Duration::from_secs(5)).await;
     dlq.shutdown().await;
     producer.shutdown().await;
+}
+
+/// Answers checks with a commit, but slower than the broker's transactionTimeOut.
+struct SlowBank {
+    checks: Mutex<usize>,
+}
+
+impl TransactionListener for SlowBank {
+    fn execute(&self, _message: &Message, _sent: &client::SendResult) -> LocalTransactionState {
+        LocalTransactionState::Unknown
+    }
+
+    fn check(&self, _message: &MessageExt) -> LocalTransactionState {
+        *self.checks.lock().expect("checks") += 1;
+        std::thread::sleep(Duration::from_millis(700));
+        LocalTransactionState::CommitMessage
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_late_answer_to_a_check_never_commits_a_transaction_twice() {
+    let broker = TestBroker::start_in(tempfile::tempdir().expect("tempdir"), |c| {
+        c.transaction_time_out = 300;
+        c.transaction_check_interval = 100;
+    });
+    broker.create_topic("TopicTx", 1);
+    let listener = Arc::new(SlowBank { checks: Mutex::new(0) });
+    let config = ProducerConfig::new("PG_tx_slow", broker.namesrv().to_string());
+    let producer = TransactionProducer::start(config, listener.clone()).expect("transaction producer");
+    producer.send_in_transaction(Message::new("TopicTx", "slow-commit")).await.expect("send");
+    // The broker asks again while the first answer is still on its way; both say commit.
+    wait_until("a second check", || *listener.checks.lock().expect("checks") >= 2).await;
+    let consumer = pull_consumer(&broker, "CG_tx_slow");
+    let deadline = Instant::now() + WAIT;
+    while committed_bodies(&consumer).await.is_empty() {
+        assert!(Instant::now() < deadline, "never committed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2_000)).await; // every answer is in by now
+    let all = pull_all(&consumer, "TopicTx", "*").await;
+    assert_eq!(all.values().flatten().count(), 1, "committed once, whatever the number of answers");
+    producer.shutdown().await;
+    consumer.shutdown().await;
 }
