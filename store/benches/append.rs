@@ -6,6 +6,10 @@
 //! `APPEND_SEGMENT_MB` (256), `APPEND_ZERO_FILL` (1), `APPEND_DIR` (a folder under `target/`).
 //! Under `cargo test` it makes one short run as a smoke test.
 
+mod common;
+
+use common::{env_or, work_dir};
+
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -15,10 +19,6 @@ use bytes::Bytes;
 use glommio::LocalExecutorBuilder;
 use store::{CommitLog, CommitLogConfig, FlushDiskType};
 use wire::message::StoredMessage;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
@@ -33,9 +33,7 @@ fn main() {
         None => vec![FlushDiskType::AsyncFlush, FlushDiskType::SyncFlush],
     };
     let segment_bytes = env_or("APPEND_SEGMENT_MB", if measuring { 256 } else { 16 }) << 20;
-    let root = std::env::var_os("APPEND_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target").join("append-bench"));
+    let root = work_dir("APPEND_DIR", "append-bench");
     for flush in modes {
         for &n in appenders {
             let dir = root.join(format!("{}-{n}", flush.name()));

@@ -8,8 +8,12 @@
 //! Run: `cargo bench -p store --bench read`. Env: `READ_MB` (default 128), `READ_RUNS` (3),
 //! `READ_DIR` (a folder under `target/`). Under `cargo test`, one small run as a smoke test.
 
+mod common;
+
+use common::{env_or, work_dir};
+
 use std::cell::RefCell;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -19,10 +23,6 @@ use store::{GetMessageStatus, MessageStore, MessageStoreConfig};
 use wire::message::StoredMessage;
 
 const QUEUES: i32 = 16;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn config(dir: &Path, cache_bytes: usize) -> MessageStoreConfig {
     let mut c = MessageStoreConfig::new(dir);
@@ -123,9 +123,7 @@ fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
     let total_mb = if measuring { env_or("READ_MB", 128) } else { 8 };
     let runs = if measuring { env_or("READ_RUNS", 3) } else { 1 };
-    let dir = std::env::var_os("READ_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target").join("read-bench"));
+    let dir = work_dir("READ_DIR", "read-bench");
     let _ = std::fs::remove_dir_all(&dir);
 
     // From memory: the whole log fits the tail cache and is read right after the appends.

@@ -5,17 +5,16 @@
 //! Run: `cargo bench -p store --bench recovery`. Env: `RECOVERY_MB` (default 512), `RECOVERY_RUNS`
 //! (3), `RECOVERY_DIR` (a folder under `target/`). Under `cargo test`, one small run as a smoke test.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{env_or, work_dir};
+
 use std::time::Instant;
 
 use bytes::Bytes;
 use glommio::LocalExecutorBuilder;
 use store::{MessageStore, MessageStoreConfig};
 use wire::message::StoredMessage;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn config(dir: &std::path::Path) -> MessageStoreConfig {
     let mut c = MessageStoreConfig::new(dir);
@@ -27,9 +26,7 @@ fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
     let total_mb = if measuring { env_or("RECOVERY_MB", 512) } else { 8 };
     let runs = if measuring { env_or("RECOVERY_RUNS", 3) } else { 1 };
-    let dir = std::env::var_os("RECOVERY_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target").join("recovery-bench"));
+    let dir = work_dir("RECOVERY_DIR", "recovery-bench");
     let _ = std::fs::remove_dir_all(&dir);
     let fill_dir = dir.clone();
     let records = LocalExecutorBuilder::default()

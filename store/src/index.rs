@@ -471,17 +471,8 @@ impl KeyIndex {
     pub async fn open(dir: PathBuf, config: IndexConfig) -> Result<KeyIndex, StoreError> {
         config.validate()?;
         std::fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
-        let mut bases = Vec::new();
-        for entry in std::fs::read_dir(&dir).map_err(|e| StoreError::io("list", &dir, e))? {
-            let entry = entry.map_err(|e| StoreError::io("list", &dir, e))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            match name.parse::<i64>() {
-                Ok(base) if name.len() == 20 => bases.push(base),
-                _ => warn!(path = %entry.path().display(), "not an index file; ignored"),
-            }
-        }
-        bases.sort_unstable();
+        // Index files are named as CommitLog segments are: a 20-digit offset.
+        let bases: Vec<i64> = crate::segment::list(&dir)?.into_iter().map(|b| b as i64).collect();
         let mut files = Vec::with_capacity(bases.len());
         let mut next_offset = 0;
         let mut entries = 0u64;
