@@ -24,11 +24,11 @@ fn queue(b: &Broker, topic: &str, queue_id: i32) -> MessageQueue {
 }
 
 /// Store time of the message before queue offset `offset` (the newest one below it), or 0.
-async fn time_before(b: &Broker, topic: &str, queue_id: i32, offset: i64) -> i64 {
+async fn time_before(b: &Rc<Broker>, topic: &str, queue_id: i32, offset: i64) -> i64 {
     if offset <= 0 {
         return 0;
     }
-    b.store.message_store_timestamp(topic, queue_id, offset - 1).await.ok().flatten().unwrap_or(0)
+    b.store_timestamp(topic, queue_id, offset - 1).await.ok().flatten().unwrap_or(0)
 }
 
 pub async fn topic_stats(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
@@ -39,9 +39,9 @@ pub async fn topic_stats(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     };
     let mut table = TopicStatsTable::default();
     for queue_id in 0..config.write_queue_nums {
-        let max_offset = b.store.max_offset_in_queue(name, queue_id);
+        let (min_offset, max_offset) = b.queue_offsets(name, queue_id).await;
         let offset = TopicOffset {
-            min_offset: b.store.min_offset_in_queue(name, queue_id),
+            min_offset,
             max_offset,
             last_update_timestamp: time_before(b, name, queue_id, max_offset).await,
         };
@@ -61,7 +61,7 @@ pub async fn consume_stats(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     for name in topics {
         let Some(config) = b.meta.borrow().topic(&name).cloned() else { continue };
         for queue_id in 0..config.write_queue_nums {
-            let broker_offset = b.store.max_offset_in_queue(&name, queue_id);
+            let broker_offset = b.max_offset(&name, queue_id).await;
             let consumer_offset = b.meta.borrow().query_offset(group, &name, queue_id).max(0);
             let wrapper = OffsetWrapper {
                 broker_offset,
@@ -118,27 +118,61 @@ pub fn producer_connections(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     Ok(ok(cmd).with_body(ProducerConnection { connection_set: connections(channels.values()) }.encode()))
 }
 
-pub fn runtime_info(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+/// One shard's part of the runtime info.
+struct ShardStats {
+    puts: u64,
+    gets: u64,
+    min_offset: i64,
+    max_offset: i64,
+    unflushed: u64,
+    failure: Option<String>,
+}
+
+fn shard_stats(b: &Broker) -> ShardStats {
     let log = b.store.commitlog();
+    ShardStats {
+        puts: b.puts.get(),
+        gets: b.gets.get(),
+        min_offset: log.global_offset(log.min_offset()),
+        max_offset: log.global_offset(log.end()),
+        unflushed: log.end().saturating_sub(log.synced_end()),
+        failure: log.failure(),
+    }
+}
+
+/// GET_BROKER_RUNTIME_INFO: counts summed over the shards; the CommitLog offsets are shard 0's
+/// (each shard's log has its own offsets), the others' are listed as `commitLogMaxOffset.<n>`.
+pub async fn runtime_info(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let mut shards = Vec::with_capacity(b.mesh.shards);
+    for shard in 0..b.mesh.shards {
+        let stats = b.on_shard(shard, |b| async move { shard_stats(&b) }).await;
+        shards.push(stats.map_err(|e| error(cmd, resp::SYSTEM_ERROR, format!("shard {shard}: {e}")))?);
+    }
+    let first = &shards[0];
     let mut table = BTreeMap::new();
     let mut put = |k: &str, v: String| {
         table.insert(k.to_owned(), v);
     };
     put("brokerVersionDesc", "V4_9_8".into());
     put("brokerVersion", wire::VERSION_4_9_8.to_string());
-    put("msgPutTotalTodayNow", b.puts.get().to_string());
-    put("msgGetTotalTodayNow", b.gets.get().to_string());
+    put("msgPutTotalTodayNow", shards.iter().map(|s| s.puts).sum::<u64>().to_string());
+    put("msgGetTotalTodayNow", shards.iter().map(|s| s.gets).sum::<u64>().to_string());
     put("bootTimestamp", (now_ms() - b.started.elapsed().as_millis() as i64).to_string());
     put("runtime", format!("[ {} seconds ]", b.started.elapsed().as_secs()));
-    put("commitLogMinOffset", log.global_offset(log.min_offset()).to_string());
-    put("commitLogMaxOffset", log.global_offset(log.end()).to_string());
-    put("remainHowManyDataToFlush", format!("{} B", log.end().saturating_sub(log.synced_end())));
+    put("commitLogMinOffset", first.min_offset.to_string());
+    put("commitLogMaxOffset", first.max_offset.to_string());
+    for (shard, stats) in shards.iter().enumerate().skip(1) {
+        put(&format!("commitLogMaxOffset.{shard}"), stats.max_offset.to_string());
+    }
+    put("shards", shards.len().to_string());
+    put("remainHowManyDataToFlush", format!("{} B", shards.iter().map(|s| s.unflushed).sum::<u64>()));
     put("dispatchBehindBytes", "0".into());
     put("pageCacheLockTimeMills", "0".into());
     put("inFlightRequests", b.in_flight.get().to_string());
     put("flushDiskType", b.config.borrow().flush_disk_type.clone());
-    if let Some(reason) = log.failure() {
-        put("storeReadOnly", reason);
+    let failures: Vec<String> = shards.iter().filter_map(|s| s.failure.clone()).collect();
+    if !failures.is_empty() {
+        put("storeReadOnly", failures.join("; "));
     }
     Ok(ok(cmd).with_body(KvTable { table }.encode()))
 }
@@ -166,10 +200,9 @@ pub async fn reset_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
             return Err(error(cmd, resp::SYSTEM_ERROR, format!("THe consumer group <{group}> not exist")));
         }
         let target = match h.timestamp {
-            -1 => b.store.max_offset_in_queue(topic, queue_id),
+            -1 => b.max_offset(topic, queue_id).await,
             at => b
-                .store
-                .offset_in_queue_by_time(topic, queue_id, at)
+                .offset_by_time(topic, queue_id, at)
                 .await
                 .map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?,
         }

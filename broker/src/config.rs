@@ -81,13 +81,16 @@ pub struct BrokerConfig {
     pub clean_resource_interval: u64,
     /// Bytes of the CommitLog tail kept in memory for reads (Apogee).
     pub commit_log_cache_bytes: usize,
-    /// Executor threads (Apogee); one per core by default. Only 1 is supported so far.
+    /// Executor threads, each storing a share of the queues (Apogee); 0 = one per core.
     pub shards: usize,
     /// Largest frame accepted from a peer, checked before allocating (Apogee).
     pub max_frame_bytes: usize,
     /// Requests waiting for the store at once before SYSTEM_BUSY (Apogee).
     pub max_pending_requests: usize,
 }
+
+/// Physical offsets keep the shard in 8 bits; far fewer cores are the practical bound.
+const MAX_SHARDS: usize = 64;
 
 impl Default for BrokerConfig {
     fn default() -> Self {
@@ -134,7 +137,7 @@ impl Default for BrokerConfig {
             clean_file_forcibly_enable: true,
             clean_resource_interval: 10_000,
             commit_log_cache_bytes: 256 << 20,
-            shards: 1,
+            shards: 0,
             max_frame_bytes: wire::MAX_FRAME_BYTES_DEFAULT,
             max_pending_requests: 10_000,
         }
@@ -184,7 +187,10 @@ const MEANINGS: &[(&str, &str)] = &[
     ("cleanFileForciblyEnable", "Above 85 % disk usage, delete the oldest segments even before `fileReservedTime` (never one still needed for recovery), as Java does."),
     ("cleanResourceInterval", "Milliseconds between retention checks; each deletes at most 10 segments."),
     ("commitLogCacheBytes", "Bytes of the CommitLog tail kept in memory for reads (Apogee); older messages are read from disk."),
-    ("shards", "Executor threads, each owning a share of the queues (Apogee). Only 1 is supported so far."),
+    (
+        "shards",
+        "Executor threads, each storing a share of the queues in `shard-<n>/` (Apogee); 0 = one per core. A queue stays with the shard that created it: lowering the count below a shard that stores queues is refused at start.",
+    ),
     ("maxFrameBytes", "Largest request frame accepted, checked before anything is allocated (Apogee); larger frames close the connection."),
     ("maxPendingRequests", "Requests waiting for the store at once before new ones get SYSTEM_BUSY (Apogee)."),
 ];
@@ -249,8 +255,8 @@ impl BrokerConfig {
         if self.max_message_size == 0 {
             return Err("maxMessageSize must be above 0".into());
         }
-        if self.shards != 1 {
-            return Err(format!("shards = {}: only 1 shard is supported so far", self.shards));
+        if self.shards > MAX_SHARDS {
+            return Err(format!("shards = {} must be 0 (one per core) to {MAX_SHARDS}", self.shards));
         }
         if self.mapped_file_size_consume_queue < 20 {
             return Err("mappedFileSizeConsumeQueue must hold at least one 20-byte unit".into());
@@ -300,6 +306,14 @@ impl BrokerConfig {
     }
 
     /// The store settings of shard `shard`.
+    /// The shards to run: `shards`, or one per core when it is 0.
+    pub fn shard_count(&self) -> usize {
+        match self.shards {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_SHARDS),
+            n => n,
+        }
+    }
+
     pub fn store_config(&self, shard: u8) -> MessageStoreConfig {
         let mut c = MessageStoreConfig::new(self.store_path_root_dir.join(format!("shard-{shard}")));
         c.commitlog.shard = shard;

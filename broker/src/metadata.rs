@@ -1,7 +1,9 @@
 //! Broker-wide metadata: topic configs, subscription groups and consumer offsets, kept in
 //! memory and persisted as JSON under `<storePathRootDir>/config/` in Java's shapes
-//! (`TopicConfigSerializeWrapper`, `SubscriptionGroupWrapper`, `ConsumerOffsetSerializeWrapper`).
+//! (`TopicConfigSerializeWrapper`, `SubscriptionGroupWrapper`, `ConsumerOffsetSerializeWrapper`),
+//! and which shard stores each queue (`queueOwners.json`, Apogee's own).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use wire::body::perm;
@@ -27,6 +29,10 @@ pub struct Metadata {
     pub offsets: ConsumerOffsetSerializeWrapper,
     /// Delay level → next offset to deliver in its SCHEDULE_TOPIC_XXXX queue.
     pub delay_offsets: DelayOffsetSerializeWrapper,
+    /// Topic → the shard that stores each of its queues, recorded when the queue is created so
+    /// that a queue never moves when the shard count changes.
+    pub owners: BTreeMap<String, Vec<u8>>,
+    shards: usize,
     dir: PathBuf,
 }
 
@@ -37,6 +43,22 @@ pub enum MetaFile {
     Groups,
     Offsets,
     DelayOffsets,
+    Owners,
+}
+
+/// Topics whose queues shard 0 always stores: the delay and transaction machinery runs there.
+fn pinned_to_shard_0(name: &str) -> bool {
+    matches!(name, topic::SCHEDULE_TOPIC | topic::TRANS_HALF_TOPIC | topic::TRANS_OP_HALF_TOPIC)
+}
+
+/// The shard of a new queue: queues of one topic take the shards in turn, from a start that
+/// depends on the topic's name, so that topics spread over the shards.
+fn new_owner(name: &str, queue_id: usize, shards: usize) -> u8 {
+    if pinned_to_shard_0(name) || shards <= 1 {
+        return 0;
+    }
+    let start = name.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193)) as usize;
+    ((start + queue_id) % shards) as u8
 }
 
 impl Metadata {
@@ -66,7 +88,41 @@ impl Metadata {
         system(OFFSET_MOVED_EVENT, 1, rw | perm::INHERIT);
         system(topic::SCHEDULE_TOPIC, SCHEDULE_QUEUES, rw);
         system(&format!("{}_REPLY_TOPIC", config.broker_cluster_name), 1, rw | perm::INHERIT);
-        Ok(Metadata { topics, groups, offsets, delay_offsets, dir })
+        let mut owners: BTreeMap<String, Vec<u8>> = read_owners(&dir.join(OWNERS_FILE))?;
+        // A topic with no record predates sharding (or is a system topic): shard 0 has its data.
+        for (name, t) in &topics.topic_config_table {
+            let queues = t.read_queue_nums.max(t.write_queue_nums).max(0) as usize;
+            let record = owners.entry(name.clone()).or_default();
+            if record.len() < queues {
+                record.resize(queues, 0);
+            }
+        }
+        let shards = config.shards.max(1);
+        for (name, record) in &owners {
+            if let Some((queue_id, owner)) = record.iter().enumerate().find(|(_, o)| usize::from(**o) >= shards) {
+                return Err(BrokerError::Config(format!(
+                    "queue {queue_id} of topic {name} is stored by shard {owner}, but shards = {shards}; \
+                     start with shards = {} or more",
+                    owner + 1
+                )));
+            }
+        }
+        Ok(Metadata { topics, groups, offsets, delay_offsets, owners, shards, dir })
+    }
+
+    /// The shard that stores `(topic, queue_id)`; 0 for unknown queues.
+    pub fn owner(&self, name: &str, queue_id: i32) -> usize {
+        let record = self.owners.get(name);
+        usize::try_from(queue_id).ok().and_then(|q| record?.get(q)).map_or(0, |o| usize::from(*o))
+    }
+
+    /// Records owners for the queues of `config` that have none yet.
+    fn assign_owners(&mut self, config: &TopicConfig) {
+        let queues = config.read_queue_nums.max(config.write_queue_nums).max(0) as usize;
+        let record = self.owners.entry(config.topic_name.clone()).or_default();
+        for queue_id in record.len()..queues {
+            record.push(new_owner(&config.topic_name, queue_id, self.shards));
+        }
     }
 
     /// The topic's permission; a missing topic is created read-write with `queues` queues
@@ -87,6 +143,7 @@ impl Metadata {
 
     /// Adds or replaces a topic and bumps the data version.
     pub fn put_topic(&mut self, config: TopicConfig, now_ms: i64) {
+        self.assign_owners(&config);
         self.topics.topic_config_table.insert(config.topic_name.clone(), config);
         self.topics.data_version = self.topics.data_version.next(now_ms);
     }
@@ -138,6 +195,9 @@ impl Metadata {
             MetaFile::Groups => (self.dir.join(GROUPS_FILE), self.groups.encode()),
             MetaFile::Offsets => (self.dir.join(OFFSETS_FILE), self.offsets.encode()),
             MetaFile::DelayOffsets => (self.dir.join("delayOffset.json"), self.delay_offsets.encode_fastjson()),
+            MetaFile::Owners => {
+                (self.dir.join(OWNERS_FILE), serde_json::to_vec_pretty(&self.owners).unwrap_or_default())
+            }
         }
     }
 
@@ -169,6 +229,16 @@ fn offset_key(topic: &str, group: &str) -> String {
 /// Java's file names (`BrokerPathConfigHelper`), so a store's `config/` reads the same to both.
 const GROUPS_FILE: &str = "subscriptionGroup.json";
 const OFFSETS_FILE: &str = "consumerOffset.json";
+const OWNERS_FILE: &str = "queueOwners.json";
+
+fn read_owners(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, BrokerError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| BrokerError::MetadataCorrupt { path: path.to_path_buf(), reason: e.to_string() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(BrokerError::MetadataCorrupt { path: path.to_path_buf(), reason: e.to_string() }),
+    }
+}
 
 /// Reads `name`, or `old_name` when only that exists: Apogee builds before 2026-11 wrote
 /// `subscriptionGroups.json` and `consumerOffsets.json`, and their groups and consumer offsets

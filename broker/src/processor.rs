@@ -22,23 +22,26 @@ use wire::{RemotingCommand, SerializeType};
 use crate::clients::{matches_tag_code, ClientChannel};
 use crate::metadata::MetaFile;
 use crate::server::{now_ms, Broker, Conn};
+use crate::view::TopicAccess;
 
 /// A ready answer either way: `Err` carries an error response.
 pub(crate) type Answer = Result<RemotingCommand, RemotingCommand>;
 
 pub(crate) const FAQ: &str = "\nSee http://rocketmq.apache.org/docs/faq/ for further details.";
 
-pub async fn process(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand) -> Option<RemotingCommand> {
+/// Runs one request; `None` when there is no answer here (a pull passed on to its queue's
+/// shard). `hops` counts how often shards passed the request on.
+pub async fn process(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand, hops: u8) -> Option<RemotingCommand> {
     let answer = match cmd.code {
         req::SEND_MESSAGE | req::SEND_MESSAGE_V2 | req::SEND_BATCH_MESSAGE => send(b, conn, &cmd).await,
-        req::PULL_MESSAGE => pull(b, &cmd).await,
+        req::PULL_MESSAGE => pull(b, conn, &cmd, hops).await?,
         req::QUERY_CONSUMER_OFFSET => query_consumer_offset(b, &cmd).await,
         req::UPDATE_CONSUMER_OFFSET => update_consumer_offset(b, &cmd),
         req::HEART_BEAT => heart_beat(b, conn, &cmd).await,
         req::UNREGISTER_CLIENT => unregister_client(b, conn, &cmd),
         req::GET_CONSUMER_LIST_BY_GROUP => consumer_list(b, &cmd),
-        req::GET_MAX_OFFSET => max_offset(b, &cmd),
-        req::GET_MIN_OFFSET => min_offset(b, &cmd),
+        req::GET_MAX_OFFSET => max_offset(b, &cmd).await,
+        req::GET_MIN_OFFSET => min_offset(b, &cmd).await,
         req::GET_EARLIEST_MSG_STORETIME => earliest_time(b, &cmd).await,
         req::SEARCH_OFFSET_BY_TIMESTAMP => search_offset(b, &cmd).await,
         req::VIEW_MESSAGE_BY_ID => view_message(b, &cmd).await,
@@ -52,7 +55,7 @@ pub async fn process(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand) -> O
         req::GET_ALL_CONSUMER_OFFSET => Ok(ok(&cmd).with_body(b.meta.borrow().offsets.encode_fastjson())),
         req::GET_BROKER_CONFIG => broker_config(b, &cmd),
         req::UPDATE_BROKER_CONFIG => update_broker_config(b, &cmd),
-        req::GET_BROKER_RUNTIME_INFO => crate::admin::runtime_info(b, &cmd),
+        req::GET_BROKER_RUNTIME_INFO => crate::admin::runtime_info(b, &cmd).await,
         req::GET_TOPIC_STATS_INFO => crate::admin::topic_stats(b, &cmd).await,
         req::GET_CONSUME_STATS => crate::admin::consume_stats(b, &cmd).await,
         req::GET_CONSUMER_CONNECTION_LIST => crate::admin::consumer_connections(b, &cmd),
@@ -127,20 +130,6 @@ fn check_topic_name(cmd: &RemotingCommand, name: &str) -> Result<(), RemotingCom
     Ok(())
 }
 
-/// What a send or pull needs of a topic's config, copied out without its strings.
-#[derive(Clone, Copy)]
-struct TopicAccess {
-    perm: i32,
-    write_queue_nums: i32,
-    read_queue_nums: i32,
-}
-
-impl From<&TopicConfig> for TopicAccess {
-    fn from(t: &TopicConfig) -> Self {
-        TopicAccess { perm: t.perm, write_queue_nums: t.write_queue_nums, read_queue_nums: t.read_queue_nums }
-    }
-}
-
 /// The topic's config; creates it from `default_topic` (TBW102) when auto-creation is on and
 /// that topic may be inherited, or as a one-queue retry topic.
 async fn topic_for_send(
@@ -150,6 +139,12 @@ async fn topic_for_send(
     default_topic: &str,
     queue_nums: i32,
 ) -> Result<TopicAccess, RemotingCommand> {
+    if b.mesh.shard != 0 {
+        // Only shard 0 creates topics; the router sends it the sends to unknown ones.
+        return b.view.borrow().topic(name).ok_or_else(|| {
+            error(cmd, resp::TOPIC_NOT_EXIST, format!("topic[{name}] not exist, apply first please!{FAQ}"))
+        });
+    }
     if let Some(config) = b.meta.borrow().topic(name) {
         return Ok(config.into());
     }
@@ -251,9 +246,7 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
         .first()
         .and_then(|(_, _, p)| properties::get(p, properties::TRACE_SWITCH).map(str::to_owned))
         .unwrap_or_else(|| "true".to_owned());
-    let mut ids = Vec::with_capacity(parts.len());
-    let mut first_offset = None;
-    let mut last = None;
+    let mut msgs = Vec::with_capacity(parts.len());
     for (flag, body, props) in parts {
         let mut props = properties::with(&props, properties::CLUSTER, &b.config.borrow().broker_cluster_name);
         if dead_letter.is_some() {
@@ -284,17 +277,13 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
         if prepared {
             crate::transaction::to_half(&mut msg);
         }
-        let put = b.store.put_message(msg).map_err(|e| store_error(cmd, e))?;
-        b.schedule.borrow().wake_for(&props);
-        ids.push(message::offset_msg_id(b.store_host, put.durable.result().physical_offset));
-        first_offset.get_or_insert(put.queue_offset);
-        last = Some(put.durable);
+        msgs.push(msg);
     }
-    let durable = last.ok_or_else(|| error(cmd, resp::MESSAGE_ILLEGAL, "empty batch"))?;
-    let outcome = durable.wait().await;
-    b.notify_arrival(name, queue_id);
-    b.puts.set(b.puts.get() + ids.len() as u64);
-    let code = match outcome {
+    let stored = b.put_messages(msgs).await.map_err(|e| store_error(cmd, e))?;
+    let ids: Vec<String> =
+        stored.offsets.iter().map(|(_, physical)| message::offset_msg_id(b.store_host, *physical)).collect();
+    let first_offset = stored.offsets.first().map(|(queue_offset, _)| *queue_offset);
+    let code = match stored.durable {
         Ok(_) => resp::SUCCESS,
         Err(store::StoreError::FlushTimeout(_)) => resp::FLUSH_DISK_TIMEOUT,
         Err(e) => return Err(store_error(cmd, e)),
@@ -325,8 +314,55 @@ pub(crate) fn store_error(cmd: &RemotingCommand, e: store::StoreError) -> Remoti
     }
 }
 
-async fn pull(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
-    let h: PullMessageRequestHeader = header(cmd)?;
+async fn pull(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand, hops: u8) -> Option<Answer> {
+    let h: PullMessageRequestHeader = match header(cmd) {
+        Ok(h) => h,
+        Err(e) => return Some(Err(e)),
+    };
+    let (group, name, queue_id) = (h.consumer_group.as_str(), h.topic.as_str(), h.queue_id);
+    let here = b.mesh.shard;
+    if here != 0 && !b.view.borrow().groups.contains_key(group) && hops == 0 {
+        b.forward(0, conn, cmd.clone(), hops + 1); // shard 0 creates the group
+        return None;
+    }
+    if here == 0 && b.mesh.shards > 1 {
+        // The group and topic are checked (and the group created) here; the pull waits on its
+        // queue's shard.
+        if let Err(e) = pull_group(b, cmd, group) {
+            return Some(Err(e));
+        }
+        let owner = b.owner(name, queue_id);
+        if owner != 0 {
+            b.forward(owner, conn, cmd.clone(), hops.saturating_add(1));
+            return None;
+        }
+    }
+    Some(pull_here(b, cmd, h).await)
+}
+
+/// The group's `(consumeEnable, consumeBroadcastEnable)`: shard 0 creates a missing group when
+/// auto-creation is on; the other shards read the view.
+fn pull_group(b: &Rc<Broker>, cmd: &RemotingCommand, group: &str) -> Result<(bool, bool), RemotingCommand> {
+    let flags = if b.mesh.shard == 0 {
+        let mut meta = b.meta.borrow_mut();
+        let existed = meta.groups.subscription_group_table.contains_key(group);
+        let flags = meta
+            .group_or_create(group, b.config.borrow().auto_create_subscription_group, now_ms())
+            .map(|g| (g.consume_enable, g.consume_broadcast_enable));
+        drop(meta);
+        if !existed && flags.is_some() {
+            b.publish();
+        }
+        flags
+    } else {
+        b.view.borrow().groups.get(group).map(|g| (g.consume_enable, g.consume_broadcast_enable))
+    };
+    flags.ok_or_else(|| {
+        error(cmd, resp::SUBSCRIPTION_GROUP_NOT_EXIST, format!("subscription group [{group}] does not exist, {FAQ}"))
+    })
+}
+
+async fn pull_here(b: &Rc<Broker>, cmd: &RemotingCommand, h: PullMessageRequestHeader) -> Answer {
     let (group, name, queue_id) = (h.consumer_group.as_str(), h.topic.as_str(), h.queue_id);
     if !perm::is_readable(b.config.borrow().broker_permission) {
         return Err(error(
@@ -335,22 +371,16 @@ async fn pull(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
             format!("the broker[{}] pulling message is forbidden", b.store_host.ip()),
         ));
     }
-    let group_flags = b
-        .meta
-        .borrow_mut()
-        .group_or_create(group, b.config.borrow().auto_create_subscription_group, now_ms())
-        .map(|g| (g.consume_enable, g.consume_broadcast_enable));
-    let Some((consume_enable, broadcast_enable)) = group_flags else {
-        return Err(error(
-            cmd,
-            resp::SUBSCRIPTION_GROUP_NOT_EXIST,
-            format!("subscription group [{group}] does not exist, {FAQ}"),
-        ));
-    };
+    let (consume_enable, broadcast_enable) = pull_group(b, cmd, group)?;
     if !consume_enable {
         return Err(error(cmd, resp::NO_PERMISSION, format!("subscription group no permission, {group}")));
     }
-    let Some(topic_config) = b.meta.borrow().topic(name).map(TopicAccess::from) else {
+    let topic_config = if b.mesh.shard == 0 {
+        b.meta.borrow().topic(name).map(TopicAccess::from)
+    } else {
+        b.view.borrow().topic(name)
+    };
+    let Some(topic_config) = topic_config else {
         return Err(error(cmd, resp::TOPIC_NOT_EXIST, format!("topic[{name}] not exist, apply first please!{FAQ}")));
     };
     if !perm::is_readable(topic_config.perm) {
@@ -372,8 +402,13 @@ async fn pull(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     }
     let subscription = subscription_for_pull(b, cmd, &h, broadcast_enable)?;
     if h.sys_flag & pull_sys_flag::COMMIT_OFFSET != 0 {
-        b.meta.borrow_mut().commit_offset(group, name, queue_id, h.commit_offset);
-        b.offsets_dirty.set(true);
+        if b.mesh.shard == 0 {
+            b.meta.borrow_mut().commit_offset(group, name, queue_id, h.commit_offset);
+            b.offsets_dirty.set(true);
+        } else {
+            let (group, topic, offset) = (group.to_owned(), name.to_owned(), h.commit_offset);
+            b.mesh.post(0, crate::mesh::ShardMsg::CommitOffset { group, topic, queue_id, offset });
+        }
     }
     let suspend = h.sys_flag & pull_sys_flag::SUSPEND != 0;
     let wait = if b.config.borrow().long_polling_enable {
@@ -422,25 +457,33 @@ fn subscription_for_pull(
         let expression = h.subscription.as_ref().map(|s| s.as_str()).unwrap_or(wire::body::SUB_ALL);
         return Ok(Some(SubscriptionData::from_tag_expression(h.topic.as_str(), expression, h.sub_version)));
     }
-    let clients = b.clients.borrow();
     let group = h.consumer_group.as_str();
-    let Some(info) = clients.consumers.get(group) else {
+    let (message_model, sub) = if b.mesh.shard == 0 {
+        let clients = b.clients.borrow();
+        let info = clients.consumers.get(group);
+        (info.map(|i| i.message_model), clients.subscription(group, h.topic.as_str()).cloned())
+    } else {
+        let view = b.view.borrow();
+        let info = view.consumers.get(group);
+        (info.map(|i| i.message_model), info.and_then(|i| i.subscriptions.get(h.topic.as_str())).cloned())
+    };
+    let Some(message_model) = message_model else {
         return Err(error(cmd, resp::SUBSCRIPTION_NOT_EXIST, format!("the consumer's group info not exist{FAQ}")));
     };
-    if !broadcast_enable && info.message_model == MessageModel::BROADCASTING {
+    if !broadcast_enable && message_model == MessageModel::BROADCASTING {
         return Err(error(
             cmd,
             resp::NO_PERMISSION,
             format!("the consumer group[{group}] can not consume by broadcast way"),
         ));
     }
-    let Some(sub) = clients.subscription(group, h.topic.as_str()) else {
+    let Some(sub) = sub else {
         return Err(error(cmd, resp::SUBSCRIPTION_NOT_EXIST, format!("the consumer's subscription not exist{FAQ}")));
     };
     if sub.sub_version < h.sub_version {
         return Err(error(cmd, resp::SUBSCRIPTION_NOT_LATEST, "the consumer's subscription not latest"));
     }
-    Ok(Some(sub.clone()))
+    Ok(Some(sub))
 }
 
 async fn pull_once(
@@ -526,10 +569,9 @@ async fn query_consumer_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer 
     } else {
         // No stored offset: start at 0 only while the queue's first message is still in memory
         // (a new queue), as Java does; clients starting "from last offset" depend on it.
-        let min = b.store.min_offset_in_queue(name, queue_id);
-        let in_disk =
-            b.store.is_in_disk(name, queue_id, 0).await.map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?;
-        if min <= 0 && !in_disk {
+        let at_zero =
+            b.starts_at_zero(name, queue_id).await.map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?;
+        if at_zero {
             0
         } else {
             return Err(error(
@@ -587,6 +629,9 @@ async fn heart_beat(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> A
     for producer in &data.producer_data_set {
         b.clients.borrow_mut().register_producer(&producer.group_name, conn.id, channel.clone());
     }
+    if !data.consumer_data_set.is_empty() {
+        b.publish(); // the pulls on other shards read these subscriptions
+    }
     if topics_changed {
         save_topics(b).await;
     }
@@ -604,6 +649,7 @@ fn unregister_client(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> 
     let changed =
         b.clients.borrow_mut().unregister(conn.id, h.producer_group.as_ref().map(|g| g.as_str()), consumer_group);
     if let (true, Some(group)) = (changed, consumer_group) {
+        b.publish();
         info!(group, client = %h.client_id.as_str(), "consumer left");
         b.notify_consumer_ids_changed(group);
     }
@@ -623,23 +669,22 @@ fn consumer_list(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     Ok(ok(cmd).with_body(GetConsumerListByGroupResponseBody { consumer_id_list: ids }.encode()))
 }
 
-fn max_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+async fn max_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     let h: GetMaxOffsetRequestHeader = header(cmd)?;
-    let offset = b.store.max_offset_in_queue(h.topic.as_str(), h.queue_id);
+    let offset = b.max_offset(h.topic.as_str(), h.queue_id).await;
     Ok(ok(cmd).with_header(&GetMaxOffsetResponseHeader { offset }))
 }
 
-fn min_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+async fn min_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     let h: GetMinOffsetRequestHeader = header(cmd)?;
-    let offset = b.store.min_offset_in_queue(h.topic.as_str(), h.queue_id);
+    let offset = b.min_offset(h.topic.as_str(), h.queue_id).await;
     Ok(ok(cmd).with_header(&GetMinOffsetResponseHeader { offset }))
 }
 
 async fn earliest_time(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     let h: GetEarliestMsgStoretimeRequestHeader = header(cmd)?;
     let time = b
-        .store
-        .earliest_message_time(h.topic.as_str(), h.queue_id)
+        .earliest_time(h.topic.as_str(), h.queue_id)
         .await
         .map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?;
     Ok(ok(cmd).with_header(&GetEarliestMsgStoretimeResponseHeader { timestamp: time.unwrap_or(-1) }))
@@ -648,8 +693,7 @@ async fn earliest_time(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
 async fn search_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     let h: SearchOffsetRequestHeader = header(cmd)?;
     let offset = b
-        .store
-        .offset_in_queue_by_time(h.topic.as_str(), h.queue_id, h.timestamp)
+        .offset_by_time(h.topic.as_str(), h.queue_id, h.timestamp)
         .await
         .map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?;
     Ok(ok(cmd).with_header(&SearchOffsetResponseHeader { offset }))
@@ -657,7 +701,7 @@ async fn search_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
 
 async fn view_message(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     let h: ViewMessageRequestHeader = header(cmd)?;
-    match b.store.look_message_by_offset(h.offset).await {
+    match b.look_message(h.offset).await {
         Ok(record) => Ok(ok(cmd).with_body(record)),
         Err(_) => Err(error(cmd, resp::SYSTEM_ERROR, format!("can not find message by the offset, {}", h.offset))),
     }
@@ -672,8 +716,7 @@ async fn query_message(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
         _ => h.max_num,
     };
     let result = b
-        .store
-        .query_message(h.topic.as_str(), h.key.as_str(), max_num.max(0) as usize, h.begin_timestamp, h.end_timestamp)
+        .query_messages(h.topic.as_str(), h.key.as_str(), max_num.max(0) as usize, h.begin_timestamp, h.end_timestamp)
         .await
         .map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?;
     let head = QueryMessageResponseHeader {
@@ -765,6 +808,7 @@ fn update_broker_config(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
         b.config.borrow().updated(text).map_err(|e| error(cmd, resp::SYSTEM_ERROR, format!("update refused: {e}")))?;
     let permission_changed = config.broker_permission != b.config.borrow().broker_permission;
     *b.config.borrow_mut() = config;
+    b.publish();
     info!(applied = ?now, after_restart = ?later, "broker configuration updated");
     if permission_changed {
         b.meta.borrow_mut().touch_topics(now_ms());

@@ -103,6 +103,7 @@ async fn deliver_level(broker: Rc<Broker>, level: i32, delay_ms: i64, wake: Loca
                 offset = advance(&broker, level, result.next_begin_offset);
             }
             _ if broker.store.max_offset_in_queue(topic::SCHEDULE_TOPIC, queue_id) > offset => {
+                // (SCHEDULE_TOPIC_XXXX is always shard 0's, where this runs.)
                 // Stored but not yet durable: it is served within a flush.
                 glommio::timer::sleep(Duration::from_millis(5)).await;
             }
@@ -122,7 +123,7 @@ fn advance(broker: &Broker, level: i32, offset: i64) -> i64 {
 }
 
 /// Stores the parked message again under its real topic and queue, without its delay.
-async fn deliver(broker: &Broker, parked: StoredMessage) -> Result<(), store::StoreError> {
+async fn deliver(broker: &Rc<Broker>, parked: StoredMessage) -> Result<(), store::StoreError> {
     let props = parked.properties.as_str();
     let (Some(real_topic), Some(real_queue)) = (
         properties::get(props, properties::REAL_TOPIC).map(str::to_owned),
@@ -142,10 +143,7 @@ async fn deliver(broker: &Broker, parked: StoredMessage) -> Result<(), store::St
         store_timestamp: 0,
         ..parked
     };
-    let put = broker.store.put_message(msg)?;
-    put.durable.wait().await?;
-    broker.notify_arrival(&real_topic, real_queue);
-    broker.puts.set(broker.puts.get() + 1);
+    broker.put_messages(vec![msg]).await?.durable?;
     debug!(topic = real_topic, queue = real_queue, "delayed message delivered");
     Ok(())
 }

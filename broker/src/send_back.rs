@@ -40,8 +40,7 @@ pub(crate) async fn send_back(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
         return Ok(ok(cmd)); // the group asked for no retries
     }
     let record = b
-        .store
-        .look_message_by_offset(h.offset)
+        .look_message(h.offset)
         .await
         .map_err(|_| error(cmd, resp::SYSTEM_ERROR, format!("look message by offset failed, {}", h.offset)))?;
     let failed = message::decode_stored_messages(&record, false)
@@ -83,13 +82,10 @@ pub(crate) async fn send_back(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
         store_timestamp: 0,
         ..failed
     };
-    let put = b.store.put_message(msg).map_err(|e| store_error(cmd, e))?;
-    b.schedule.borrow().wake_for(&props);
-    put.durable.wait().await.map_err(|e| store_error(cmd, e))?;
-    b.puts.set(b.puts.get() + 1);
+    let stored = b.put_messages(vec![msg]).await.map_err(|e| store_error(cmd, e))?;
+    stored.durable.map_err(|e| store_error(cmd, e))?;
     if dead {
         info!(group, topic = target, offset = h.offset, "message moved to the dead-letter queue");
-        b.notify_arrival(&target, queue_id);
     }
     Ok(ok(cmd))
 }

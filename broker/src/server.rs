@@ -1,14 +1,17 @@
-//! The broker's runtime: the executor that owns the store, the listeners (listenPort and the
-//! VIP channel at listenPort − 2), one reader and one writer task per connection, long-poll
-//! holds, the name server registrar, and the periodic jobs (offset persistence, silent
-//! clients). A clean stop drains requests, persists metadata, closes the store with a final
-//! checkpoint and unregisters from the name servers.
+//! The broker's runtime: one executor per shard, each owning its store shard; the listeners
+//! (listenPort and the VIP channel at listenPort − 2) on shard 0, which hands connections to the
+//! shards in turn; one reader and one writer task per connection; long-poll holds on the shard
+//! that owns the queue; and, on shard 0, the metadata, the client tables, the name server
+//! registrar and the periodic jobs (offset persistence, silent clients). A clean stop drains
+//! requests on every shard, persists metadata, closes each store with a final checkpoint and
+//! unregisters from the name servers.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
@@ -25,30 +28,72 @@ use wire::{FrameDecoder, RemotingCommand};
 use crate::clients::{Clients, ConnId};
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
+use crate::mesh::{Mesh, MeshEnds, ShardMsg};
 use crate::metadata::{self, MetaFile, Metadata};
 use crate::registrar::Registrar;
+use crate::view::{Published, View};
 
 const READ_CHUNK: usize = 64 * 1024;
 const STOP_POLL: Duration = Duration::from_millis(50);
 /// Longest a clean stop waits for requests in flight.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
-/// One client connection: frames to send gather in `outbox`; the writer task sends them.
+/// One client connection: frames to send gather in `outbox`; the writer task sends them. A
+/// connection another shard serves is reached through that shard.
 pub struct Conn {
     pub id: ConnId,
     pub peer: SocketAddr,
-    outbox: RefCell<BytesMut>,
-    wake_writer: LocalSender<()>,
-    closed: Cell<bool>,
+    link: Link,
+}
+
+enum Link {
+    Local { outbox: RefCell<BytesMut>, wake_writer: LocalSender<()>, closed: Cell<bool> },
+    Remote { shard: usize, mesh: Rc<Mesh> },
 }
 
 impl Conn {
     pub fn send(&self, cmd: &RemotingCommand) {
-        if self.closed.get() {
-            return;
+        match &self.link {
+            Link::Local { .. } => self.write(cmd),
+            Link::Remote { .. } => self.deliver(cmd.clone()),
         }
-        wire::encode(cmd, &mut self.outbox.borrow_mut());
-        let _ = self.wake_writer.try_send(());
+    }
+
+    /// Sends `cmd`, moving it to the serving shard when that is another one.
+    pub fn deliver(&self, cmd: RemotingCommand) {
+        match &self.link {
+            Link::Local { .. } => self.write(&cmd),
+            Link::Remote { shard, mesh } => mesh.post(*shard, ShardMsg::ToConn { conn: self.id, cmd }),
+        }
+    }
+
+    fn write(&self, cmd: &RemotingCommand) {
+        if let Link::Local { outbox, wake_writer, closed } = &self.link {
+            if closed.get() {
+                return;
+            }
+            wire::encode(cmd, &mut outbox.borrow_mut());
+            let _ = wake_writer.try_send(());
+        }
+    }
+
+    /// The shard serving this connection.
+    pub fn home(&self, here: usize) -> usize {
+        match &self.link {
+            Link::Local { .. } => here,
+            Link::Remote { shard, .. } => *shard,
+        }
+    }
+
+    fn close(&self) {
+        if let Link::Local { closed, wake_writer, .. } = &self.link {
+            closed.set(true);
+            let _ = wake_writer.try_send(());
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        matches!(&self.link, Link::Local { closed, .. } if closed.get())
     }
 }
 
@@ -85,6 +130,10 @@ pub struct Broker {
     /// Requests the broker sent to clients, waiting for their answers, by opaque.
     client_calls: RefCell<HashMap<i32, LocalSender<RemotingCommand>>>,
     pub started: Instant,
+    /// This shard's links to the others (`mesh.shard` is this shard's number).
+    pub mesh: Rc<Mesh>,
+    /// Shard 0's state as it last published it (on shard 0 itself: as it is).
+    pub view: RefCell<Arc<View>>,
 }
 
 impl Broker {
@@ -99,11 +148,56 @@ impl Broker {
         }
     }
 
-    /// Persists one metadata file off the executor, in change order.
+    /// Persists one metadata file off the executor, in change order. Topic and group changes
+    /// are published to the other shards first; queue owners are written before the topics
+    /// that use them.
     pub async fn persist(&self, file: MetaFile) -> Result<(), BrokerError> {
+        if matches!(file, MetaFile::Topics | MetaFile::Groups) {
+            self.publish();
+        }
         let _turn = self.meta_writer.acquire_permit(1).await.map_err(|e| BrokerError::Executor(e.to_string()))?;
-        let (path, contents) = self.meta.borrow().snapshot(file);
-        glommio::executor().spawn_blocking(move || metadata::persist(&path, &contents)).await
+        let mut files = vec![self.meta.borrow().snapshot(file)];
+        if file == MetaFile::Topics {
+            files.insert(0, self.meta.borrow().snapshot(MetaFile::Owners));
+        }
+        glommio::executor()
+            .spawn_blocking(move || files.iter().try_for_each(|(path, contents)| metadata::persist(path, contents)))
+            .await
+    }
+
+    /// Shard 0: hands the other shards a new view of topics, groups and subscriptions, and
+    /// the current settings. Call right after a change, before any await.
+    pub fn publish(&self) {
+        if self.mesh.shards == 1 || self.mesh.shard != 0 {
+            return;
+        }
+        let view = Arc::new(View::build(&self.meta.borrow(), &self.clients.borrow()));
+        *self.view.borrow_mut() = view.clone();
+        let config = Arc::new(self.config.borrow().clone());
+        for shard in 1..self.mesh.shards {
+            let published = Published { view: view.clone(), config: config.clone() };
+            self.mesh.post(shard, ShardMsg::Publish(published));
+        }
+    }
+
+    /// Passes a client's request to `shard`; its answer goes straight to the connection.
+    pub fn forward(&self, shard: usize, conn: &Conn, cmd: RemotingCommand, hops: u8) {
+        let from = conn.home(self.mesh.shard);
+        self.mesh.post(shard, ShardMsg::Request { from, conn: conn.id, peer: conn.peer, hops, cmd });
+    }
+
+    /// The connection `id` that shard `from` serves, as this shard reaches it; `None` when it
+    /// is this shard's own and has closed.
+    fn remote_conn(&self, from: usize, id: ConnId, peer: SocketAddr) -> Option<Rc<Conn>> {
+        if from == self.mesh.shard {
+            return self.conns.borrow().get(&id).cloned(); // passed back to where it came from
+        }
+        let remote = || Rc::new(Conn { id, peer, link: Link::Remote { shard: from, mesh: self.mesh.clone() } });
+        if self.mesh.shard != 0 {
+            return Some(remote());
+        }
+        // Shard 0 keeps them: it tracks clients and sends them requests.
+        Some(self.conns.borrow_mut().entry(id).or_insert_with(remote).clone())
     }
 
     /// Sends a oneway request to every consumer of `group` that its membership changed.
@@ -159,9 +253,24 @@ pub fn now_ms() -> i64 {
 /// A running broker (and, with `--standalone`, its name server); stops on `stop` or drop.
 pub struct BrokerServer {
     local_addr: SocketAddr,
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<glommio::ExecutorJoinHandle<Result<(), String>>>,
+    common: Arc<Common>,
+    threads: Vec<glommio::ExecutorJoinHandle<Result<(), String>>>,
+    lock: Option<RootLock>,
     namesrv: Option<namesrv::NamesrvServer>,
+}
+
+/// What the shards' threads share while starting and stopping.
+#[derive(Default)]
+struct Common {
+    /// Shards whose store is open.
+    opened: AtomicUsize,
+    /// A shard could not start: the others give up.
+    failed: AtomicBool,
+    stop: AtomicBool,
+    /// Shards with no request left in flight.
+    drained: AtomicUsize,
+    /// The port shard 0 bound (message ids of every shard name it); 0 until then.
+    port: AtomicUsize,
 }
 
 impl Drop for BrokerServer {
@@ -171,10 +280,12 @@ impl Drop for BrokerServer {
 }
 
 impl BrokerServer {
-    /// Opens the store (recovering it), binds the ports and starts serving on a thread of its
-    /// own. With `standalone`, first starts a name server on the first `namesrvAddr`.
+    /// Opens the store shards (recovering them), binds the ports and starts serving, one
+    /// executor thread per shard. With `standalone`, first starts a name server on the first
+    /// `namesrvAddr`.
     pub fn start(mut config: BrokerConfig, standalone: bool) -> Result<Self, BrokerError> {
         config.validate().map_err(BrokerError::Config)?;
+        config.shards = config.shard_count();
         let namesrv = if standalone { Some(start_namesrv(&config)?) } else { None };
         if let Some(ns) = &namesrv {
             // Port 0 asks for any free port: register with the one actually bound.
@@ -186,27 +297,48 @@ impl BrokerServer {
             config.namesrv_addr = addrs.join(";");
         }
         let lock = RootLock::acquire(&config.store_path_root_dir)?;
-        let listeners = Listeners::check(&config)?;
-        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let previous_stop_clean = lock.previous_stop_clean;
+        let mut listeners = Some(Listeners::check(&config)?);
+        let shards = config.shards;
+        let common = Arc::new(Common::default());
         let (ready_tx, ready_rx) = mpsc::channel::<Result<SocketAddr, String>>();
-        let handle = LocalExecutorBuilder::new(Placement::Unbound)
-            .name("broker-shard-0")
-            .io_memory(2 << 20)
-            .spawn(move || async move { run(config, lock, listeners, ready_tx, stop_rx).await })
-            .map_err(|e| BrokerError::Executor(e.to_string()))?;
+        let mut threads = Vec::with_capacity(shards);
+        for (shard, ends) in crate::mesh::ends(shards).into_iter().enumerate() {
+            let shard_config = config.clone();
+            let listeners = listeners.take();
+            let (shared, ready) = (common.clone(), ready_tx.clone());
+            let spawned = LocalExecutorBuilder::new(Placement::Unbound)
+                .name(&format!("broker-shard-{shard}"))
+                .io_memory(2 << 20)
+                .spawn(move || async move {
+                    let setup = ShardSetup { config: shard_config, ends, listeners, previous_stop_clean };
+                    let result = run(setup, shared.clone(), ready.clone()).await;
+                    if let Err(e) = &result {
+                        shared.failed.store(true, Ordering::SeqCst);
+                        let _ = ready.send(Err(e.clone()));
+                    }
+                    result
+                });
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(e) => {
+                    common.failed.store(true, Ordering::SeqCst);
+                    common.stop.store(true, Ordering::SeqCst);
+                    return Err(BrokerError::Executor(e.to_string()));
+                }
+            }
+        }
+        drop(ready_tx);
+        let server = |local_addr, threads, namesrv| Self { local_addr, common, threads, lock: Some(lock), namesrv };
         match ready_rx.recv() {
-            Ok(Ok(local_addr)) => Ok(Self { local_addr, stop: Some(stop_tx), thread: Some(handle), namesrv }),
+            Ok(Ok(local_addr)) => Ok(server(local_addr, threads, namesrv)),
             Ok(Err(reason)) => {
-                let _ = handle.join();
+                let mut failed = server(SocketAddr::from(([0, 0, 0, 0], 0)), threads, namesrv);
+                failed.lock = None; // the stop was not clean
+                let _ = failed.shutdown();
                 Err(BrokerError::Executor(reason))
             }
-            Err(_) => {
-                let reason = match handle.join() {
-                    Ok(Err(reason)) => reason,
-                    _ => "the broker executor ended before it was ready".to_owned(),
-                };
-                Err(BrokerError::Executor(reason))
-            }
+            Err(_) => Err(BrokerError::Executor("the broker executors ended before they were ready".to_owned())),
         }
     }
 
@@ -224,17 +356,33 @@ impl BrokerServer {
     }
 
     fn shutdown(&mut self) -> Result<(), String> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+        self.common.stop.store(true, Ordering::SeqCst);
+        let mut problems = Vec::new();
+        for thread in self.threads.drain(..) {
+            match thread.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => problems.push(e),
+                Err(e) => problems.push(format!("broker executor: {e}")),
+            }
         }
-        let result = match self.thread.take() {
-            Some(thread) => thread.join().map_err(|e| format!("broker executor: {e}")).and_then(|r| r),
-            None => Ok(()),
-        };
+        if let Some(lock) = self.lock.take() {
+            if problems.is_empty() {
+                if let Err(e) = lock.mark_clean_stop() {
+                    problems.push(e.to_string());
+                }
+            }
+        }
         if let Some(namesrv) = self.namesrv.take() {
             namesrv.stop();
         }
-        result
+        if problems.is_empty() {
+            info!("broker stopped cleanly");
+            Ok(())
+        } else {
+            let all = problems.join("; ");
+            error!(problems = %all, "broker stopped with errors; the next start recovers from the checkpoint");
+            Err(all)
+        }
     }
 }
 
@@ -282,37 +430,70 @@ impl Listeners {
     }
 }
 
-async fn run(
+/// What one shard's thread starts with.
+struct ShardSetup {
     config: BrokerConfig,
-    lock: RootLock,
-    listeners: Listeners,
+    ends: MeshEnds,
+    /// Shard 0 listens; it hands connections to the others.
+    listeners: Option<Listeners>,
+    previous_stop_clean: bool,
+}
+
+/// Polls `done` every few milliseconds, for at most `limit`; whether it came true.
+async fn wait_until(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let started = Instant::now();
+    while !done() {
+        if started.elapsed() >= limit {
+            return false;
+        }
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    true
+}
+
+async fn run(
+    setup: ShardSetup,
+    common: Arc<Common>,
     ready: mpsc::Sender<Result<SocketAddr, String>>,
-    stop: mpsc::Receiver<()>,
 ) -> Result<(), String> {
-    let fail = |ready: &mpsc::Sender<Result<SocketAddr, String>>, e: String| {
-        error!("{e}");
-        let _ = ready.send(Err(e.clone()));
-        Err(e)
-    };
-    let meta = match Metadata::load(&config) {
-        Ok(meta) => meta,
-        Err(e) => return fail(&ready, e.to_string()),
-    };
-    let (store, recovery) = match MessageStore::open(config.store_config(0)).await {
-        Ok(opened) => opened,
-        Err(e) => return fail(&ready, format!("cannot open the store: {e}")),
-    };
+    let ShardSetup { config, ends, listeners, previous_stop_clean } = setup;
+    let shards = config.shards;
+    let (mesh, receivers) = if shards > 1 { Mesh::connect(ends).await } else { (Mesh::single(), Vec::new()) };
+    let shard = mesh.shard;
+    let meta = Metadata::load(&config).map_err(|e| e.to_string())?;
+    let (store, recovery) = MessageStore::open(config.store_config(shard as u8))
+        .await
+        .map_err(|e| format!("cannot open the store of shard {shard}: {e}"))?;
     info!(
-        previous_stop_clean = lock.previous_stop_clean,
+        shard,
+        previous_stop_clean,
         records_scanned = recovery.commitlog.records,
         end = recovery.commitlog.end,
         "store open"
     );
-    let (listener, vip) = match listeners.bind() {
-        Ok(bound) => bound,
-        Err(e) => return fail(&ready, e),
+    common.opened.fetch_add(1, Ordering::SeqCst);
+    let all_open = || common.opened.load(Ordering::SeqCst) == shards || common.failed.load(Ordering::SeqCst);
+    wait_until(Duration::MAX, all_open).await;
+    if common.failed.load(Ordering::SeqCst) {
+        return store.close().await.map(drop).map_err(|e| e.to_string());
+    }
+    let bound = match &listeners {
+        Some(listeners) => Some(listeners.bind()?),
+        None => None,
     };
-    let local_addr = listener.local_addr().unwrap_or(config.listen_addr());
+    let local_addr = match &bound {
+        Some((listener, _)) => {
+            let addr = listener.local_addr().map_err(|e| format!("listener address: {e}"))?;
+            common.port.store(usize::from(addr.port()), Ordering::SeqCst);
+            addr
+        }
+        None => {
+            let known = || common.port.load(Ordering::SeqCst) != 0 || common.failed.load(Ordering::SeqCst);
+            wait_until(Duration::MAX, known).await;
+            let port = u16::try_from(common.port.load(Ordering::SeqCst)).unwrap_or(0);
+            SocketAddr::new(config.listen_address, port)
+        }
+    };
     let store_host = SocketAddr::new(config.broker_ip1, local_addr.port());
     let registrar = Registrar::new(&config, store_host);
     let broker = Rc::new(Broker {
@@ -336,30 +517,47 @@ async fn run(
         next_opaque: Cell::new(0),
         client_calls: RefCell::new(HashMap::new()),
         started: Instant::now(),
+        mesh: Rc::new(mesh),
+        view: RefCell::default(),
     });
-    if let Err(e) = broker.persist(MetaFile::Topics).await {
-        return fail(&ready, e.to_string());
+    for rx in receivers {
+        let b = broker.clone();
+        glommio::spawn_local(async move {
+            while let Some(msg) = rx.recv().await {
+                received(&b, msg);
+            }
+        })
+        .detach();
     }
-    let mut tasks = vec![glommio::spawn_local(accept_loop(listener, broker.clone()))];
-    if let Some(vip) = vip {
-        tasks.push(glommio::spawn_local(accept_loop(vip, broker.clone())));
+    let mut tasks = vec![glommio::spawn_local(crate::retention::retention_loop(broker.clone()))];
+    if let Some((listener, vip)) = bound {
+        broker.publish();
+        if let Err(e) = broker.persist(MetaFile::Topics).await {
+            return Err(e.to_string());
+        }
+        let next = Rc::new(Cell::new(0));
+        tasks.push(glommio::spawn_local(accept_loop(listener, broker.clone(), next.clone())));
+        if let Some(vip) = vip {
+            tasks.push(glommio::spawn_local(accept_loop(vip, broker.clone(), next)));
+        }
+        tasks.push(glommio::spawn_local(crate::registrar::register_loop(broker.clone())));
+        tasks.push(glommio::spawn_local(offset_flush_loop(broker.clone())));
+        tasks.push(glommio::spawn_local(client_scan_loop(broker.clone())));
+        *broker.transactions.borrow_mut() = crate::transaction::load(&broker).await;
+        tasks.push(glommio::spawn_local(crate::transaction::check_loop(broker.clone())));
+        let (wakers, schedule_tasks) = crate::schedule::start(&broker);
+        *broker.schedule.borrow_mut() = wakers;
+        tasks.extend(schedule_tasks);
+        info!(addr = %local_addr, store_host = %store_host, shards, "broker listening");
+        let _ = ready.send(Ok(local_addr));
     }
-    tasks.push(glommio::spawn_local(crate::registrar::register_loop(broker.clone())));
-    tasks.push(glommio::spawn_local(offset_flush_loop(broker.clone())));
-    tasks.push(glommio::spawn_local(client_scan_loop(broker.clone())));
-    tasks.push(glommio::spawn_local(crate::retention::retention_loop(broker.clone())));
-    *broker.transactions.borrow_mut() = crate::transaction::load(&broker).await;
-    tasks.push(glommio::spawn_local(crate::transaction::check_loop(broker.clone())));
-    let (wakers, schedule_tasks) = crate::schedule::start(&broker);
-    *broker.schedule.borrow_mut() = wakers;
-    tasks.extend(schedule_tasks);
-    info!(addr = %local_addr, store_host = %store_host, "broker listening");
-    let _ = ready.send(Ok(local_addr));
 
-    while let Err(mpsc::TryRecvError::Empty) = stop.try_recv() {
+    while !common.stop.load(Ordering::SeqCst) {
         glommio::timer::sleep(STOP_POLL).await;
     }
-    info!("stopping: no new connections; draining requests in flight");
+    if shard == 0 {
+        info!("stopping: no new connections; draining requests in flight");
+    }
     drop(tasks);
     let drain_started = Instant::now();
     while broker.in_flight.get() > 0 && drain_started.elapsed() < DRAIN_LIMIT {
@@ -370,43 +568,108 @@ async fn run(
         }
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
+    // Every shard drains before any store closes: a request may still need another shard.
+    common.drained.fetch_add(1, Ordering::SeqCst);
+    wait_until(DRAIN_LIMIT, || common.drained.load(Ordering::SeqCst) >= shards).await;
     let mut problems = Vec::new();
-    for file in [MetaFile::Offsets, MetaFile::DelayOffsets, MetaFile::Groups, MetaFile::Topics] {
-        if let Err(e) = broker.persist(file).await {
-            problems.push(e.to_string());
+    if shard == 0 {
+        for file in [MetaFile::Offsets, MetaFile::DelayOffsets, MetaFile::Groups, MetaFile::Topics] {
+            if let Err(e) = broker.persist(file).await {
+                problems.push(e.to_string());
+            }
         }
     }
     match broker.store.close().await {
-        Ok(cp) => info!(end = cp.commitlog_end, "store closed with its final checkpoint"),
-        Err(e) => problems.push(format!("store close: {e}")),
+        Ok(cp) => info!(shard, end = cp.commitlog_end, "store closed with its final checkpoint"),
+        Err(e) => problems.push(format!("store close (shard {shard}): {e}")),
     }
-    broker.registrar.unregister_all().await;
+    if shard == 0 {
+        broker.registrar.unregister_all().await;
+    }
     for conn in broker.conns.borrow().values() {
-        conn.closed.set(true);
-        let _ = conn.wake_writer.try_send(());
+        conn.close();
     }
     if problems.is_empty() {
-        if let Err(e) = lock.mark_clean_stop() {
-            problems.push(e.to_string());
-        }
-    }
-    if problems.is_empty() {
-        info!("broker stopped cleanly");
         Ok(())
     } else {
-        let all = problems.join("; ");
-        error!(problems = %all, "broker stopped with errors; the next start recovers from the checkpoint");
-        Err(all)
+        Err(problems.join("; "))
     }
 }
 
-async fn accept_loop(listener: TcpListener, broker: Rc<Broker>) {
+/// A message from another shard.
+fn received(b: &Rc<Broker>, msg: ShardMsg) {
+    match msg {
+        ShardMsg::Request { cmd, .. } if cmd.is_response() => b.client_answered(cmd),
+        ShardMsg::Request { from, conn, peer, hops, cmd } => {
+            if let Some(conn) = b.remote_conn(from, conn, peer) {
+                run_request(b, conn, cmd, hops);
+            }
+        }
+        ShardMsg::ToConn { conn, cmd } => {
+            let found = b.conns.borrow().get(&conn).cloned();
+            if let Some(conn) = found {
+                conn.deliver(cmd);
+            }
+        }
+        ShardMsg::Accepted(stream) => {
+            let id = next_conn_id();
+            glommio::spawn_local(serve_connection(stream.bind_to_executor(), id, b.clone())).detach();
+        }
+        ShardMsg::ConnClosed { conn } => {
+            b.conns.borrow_mut().remove(&conn);
+            client_gone(b, conn);
+        }
+        ShardMsg::Call { from, id, job } => {
+            let b = b.clone();
+            glommio::spawn_local(async move {
+                let value = job(b.clone()).await;
+                b.mesh.post(from, ShardMsg::Reply { id, value });
+            })
+            .detach();
+        }
+        ShardMsg::Reply { id, value } => b.mesh.answered(id, value),
+        ShardMsg::Publish(published) => {
+            *b.view.borrow_mut() = published.view;
+            *b.config.borrow_mut() = (*published.config).clone();
+        }
+        ShardMsg::CommitOffset { group, topic, queue_id, offset } => {
+            b.meta.borrow_mut().commit_offset(&group, &topic, queue_id, offset);
+            b.offsets_dirty.set(true);
+        }
+    }
+}
+
+fn next_conn_id() -> ConnId {
     static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Shard 0: a client's connection closed; its groups learn of it.
+fn client_gone(b: &Rc<Broker>, id: ConnId) {
+    let changed = b.clients.borrow_mut().connection_closed(id);
+    if !changed.is_empty() {
+        b.publish();
+    }
+    for group in changed {
+        info!(id, group, "consumer left with its connection");
+        b.notify_consumer_ids_changed(&group);
+    }
+}
+
+/// Accepts on shard 0 and hands the connections to the shards in turn.
+async fn accept_loop(listener: TcpListener, broker: Rc<Broker>, next: Rc<Cell<usize>>) {
+    let shards = broker.mesh.shards;
     loop {
-        match listener.accept().await {
+        match listener.shared_accept().await {
             Ok(stream) => {
-                let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                glommio::spawn_local(serve_connection(stream, id, broker.clone())).detach();
+                let shard = next.get() % shards;
+                next.set(shard + 1);
+                if shard == 0 {
+                    let id = next_conn_id();
+                    glommio::spawn_local(serve_connection(stream.bind_to_executor(), id, broker.clone())).detach();
+                } else {
+                    broker.mesh.post(shard, ShardMsg::Accepted(stream));
+                }
             }
             Err(e) => {
                 warn!(error = %e, "accept failed");
@@ -421,18 +684,20 @@ async fn serve_connection(stream: TcpStream, id: ConnId, broker: Rc<Broker>) {
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = futures_lite::io::split(stream);
     let (wake_writer, wake_rx) = local_channel::new_bounded(1);
-    let conn = Rc::new(Conn { id, peer, outbox: RefCell::new(BytesMut::new()), wake_writer, closed: Cell::new(false) });
+    let link = Link::Local { outbox: RefCell::new(BytesMut::new()), wake_writer, closed: Cell::new(false) };
+    let conn = Rc::new(Conn { id, peer, link });
     broker.conns.borrow_mut().insert(id, conn.clone());
     debug!(%peer, id, "connection opened");
     let writer_conn = conn.clone();
     let writer_task = glommio::spawn_local(async move {
+        let Link::Local { outbox, closed, .. } = &writer_conn.link else { return };
         while wake_rx.recv().await.is_some() {
-            let out = writer_conn.outbox.borrow_mut().split();
+            let out = outbox.borrow_mut().split();
             if !out.is_empty() && writer.write_all(&out).await.is_err() {
-                writer_conn.closed.set(true);
+                closed.set(true);
                 return;
             }
-            if writer_conn.closed.get() && writer_conn.outbox.borrow().is_empty() {
+            if closed.get() && outbox.borrow().is_empty() {
                 let _ = writer.close().await;
                 return;
             }
@@ -458,46 +723,61 @@ async fn serve_connection(stream: TcpStream, id: ConnId, broker: Rc<Broker>) {
                 }
             }
         }
-        if conn.closed.get() {
+        if conn.is_closed() {
             break 'conn "write failed".to_owned();
         }
     };
     debug!(%peer, id, reason, "connection closed");
-    conn.closed.set(true);
-    let _ = conn.wake_writer.try_send(());
+    conn.close();
     broker.conns.borrow_mut().remove(&id);
-    let changed = broker.clients.borrow_mut().connection_closed(id);
-    for group in changed {
-        info!(%peer, group, "consumer left with its connection");
-        broker.notify_consumer_ids_changed(&group);
+    if broker.mesh.shard == 0 {
+        client_gone(&broker, id);
+    } else {
+        broker.mesh.post(0, ShardMsg::ConnClosed { conn: id });
     }
     let _ = writer_task.await;
 }
 
-/// Runs one request on its own task, so a suspended pull or a send waiting for its flush
-/// never holds up the requests behind it on the connection.
+/// Sends a frame read on this shard to the shard that runs it (see `router`).
 fn dispatch(broker: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand) {
+    let here = broker.mesh.shard;
     if cmd.is_response() {
-        broker.client_answered(cmd);
+        // Answers to the broker's own requests, which shard 0 makes.
+        if here == 0 {
+            broker.client_answered(cmd);
+        } else {
+            broker.forward(0, conn, cmd, 0);
+        }
         return;
     }
+    let shard = crate::router::route(broker, &cmd);
+    if shard == here {
+        run_request(broker, conn.clone(), cmd, 0);
+    } else {
+        broker.forward(shard, conn, cmd, 0);
+    }
+}
+
+/// Runs one request on its own task, so a suspended pull or a send waiting for its flush
+/// never holds up the requests behind it on the connection.
+fn run_request(broker: &Rc<Broker>, conn: Rc<Conn>, cmd: RemotingCommand, hops: u8) {
     let working = broker.in_flight.get() - broker.suspended.get();
     if working >= broker.config.borrow().max_pending_requests {
         if !cmd.is_oneway() {
             let busy = RemotingCommand::response_to(&cmd, response::SYSTEM_BUSY).with_remark(format!(
                 "[PCBUSY_CLEAN_QUEUE]broker busy, start flow control for a while, {working} requests in flight"
             ));
-            conn.send(&busy);
+            conn.deliver(busy);
         }
         return;
     }
     broker.in_flight.set(broker.in_flight.get() + 1);
-    let (broker, conn) = (broker.clone(), conn.clone());
+    let broker = broker.clone();
     glommio::spawn_local(async move {
         let oneway = cmd.is_oneway();
-        let answer = crate::processor::process(&broker, &conn, cmd).await;
+        let answer = crate::processor::process(&broker, &conn, cmd, hops).await;
         if let Some(answer) = answer.filter(|_| !oneway) {
-            conn.send(&answer);
+            conn.deliver(answer);
         }
         broker.in_flight.set(broker.in_flight.get() - 1);
     })
@@ -526,6 +806,9 @@ async fn client_scan_loop(broker: Rc<Broker>) {
     loop {
         glommio::timer::sleep(Duration::from_secs(10).min(timeout)).await;
         let changed = broker.clients.borrow_mut().scan_expired(Instant::now(), timeout);
+        if !changed.is_empty() {
+            broker.publish();
+        }
         for group in changed {
             warn!(group, silent_for_more_than = ?timeout, "consumer dropped: no heartbeat");
             broker.notify_consumer_ids_changed(&group);

@@ -137,7 +137,7 @@ pub async fn end_transaction(b: &Rc<Broker>, cmd: &RemotingCommand) -> Option<An
 }
 
 async fn resolve(b: &Rc<Broker>, cmd: &RemotingCommand, h: &EndTransactionRequestHeader, commit: bool) -> Answer {
-    let half = match b.store.look_message_by_offset(h.commit_log_offset).await.ok().as_ref().and_then(decode) {
+    let half = match b.look_message(h.commit_log_offset).await.ok().as_ref().and_then(decode) {
         Some(half) if half.topic.as_str() == topic::TRANS_HALF_TOPIC => half,
         _ => return Err(error(cmd, resp::SYSTEM_ERROR, "Find prepared transaction message failed")),
     };
@@ -182,7 +182,7 @@ async fn resolve(b: &Rc<Broker>, cmd: &RemotingCommand, h: &EndTransactionReques
 
 /// Stores a committed half message under its real topic and queue (Java's
 /// `endMessageTransaction`).
-async fn store_committed(b: &Broker, half: &StoredMessage) -> Result<(), store::StoreError> {
+async fn store_committed(b: &Rc<Broker>, half: &StoredMessage) -> Result<(), store::StoreError> {
     let props = half.properties.as_str();
     let (Some(real_topic), Some(real_queue)) = (
         properties::get(props, properties::REAL_TOPIC).map(str::to_owned),
@@ -205,11 +205,7 @@ async fn store_committed(b: &Broker, half: &StoredMessage) -> Result<(), store::
         store_timestamp: 0,
         ..half.clone()
     };
-    let put = b.store.put_message(msg)?;
-    put.durable.wait().await?;
-    b.notify_arrival(&real_topic, real_queue);
-    b.puts.set(b.puts.get() + 1);
-    Ok(())
+    b.put_messages(vec![msg]).await?.durable
 }
 
 /// The op record that removes the half message at `half_offset`.
