@@ -656,7 +656,9 @@ fn client_gone(b: &Rc<Broker>, id: ConnId) {
     }
 }
 
-/// Accepts on shard 0 and hands the connections to the shards in turn.
+/// Accepts on shard 0 and hands the connections to the shards in turn. One listening socket
+/// without SO_REUSEPORT (see `namesrv::listen`) keeps a second broker from silently sharing the
+/// port, and turns give an even spread where the kernel's hash of few connections may not.
 async fn accept_loop(listener: TcpListener, broker: Rc<Broker>, next: Rc<Cell<usize>>) {
     let shards = broker.mesh.shards;
     loop {

@@ -76,15 +76,15 @@ impl Broker {
     async fn put_here(&self, msgs: Vec<StoredMessage>) -> Result<Stored, StoreError> {
         let mut offsets = Vec::with_capacity(msgs.len());
         let mut last = None;
-        let mut queues: Vec<(String, i32)> = Vec::new();
+        // A batch is one queue; the staged ones (delays, transactions) are single messages.
+        let queue = msgs.first().map(|m| (m.topic.clone(), m.queue_id));
         for msg in msgs {
-            let queue = (msg.topic.as_str(), msg.queue_id);
-            if !queues.iter().any(|(t, q)| (t.as_str(), *q) == queue) {
-                queues.push((queue.0.to_owned(), queue.1));
-            }
-            let props = msg.properties.clone();
+            let delayed = msg.properties.as_str().contains(properties::DELAY_TIME_LEVEL);
+            let props = delayed.then(|| msg.properties.clone());
             let put = self.store.put_message(msg)?;
-            self.schedule.borrow().wake_for(props.as_str());
+            if let Some(props) = props {
+                self.schedule.borrow().wake_for(props.as_str());
+            }
             offsets.push((put.queue_offset, put.durable.result().physical_offset));
             last = Some(put.durable);
         }
@@ -92,8 +92,8 @@ impl Broker {
             Some(last) => last.wait().await.map(drop),
             None => Ok(()),
         };
-        for (topic, queue_id) in &queues {
-            self.notify_arrival(topic, *queue_id);
+        if let Some((topic, queue_id)) = queue {
+            self.notify_arrival(topic.as_str(), queue_id);
         }
         self.puts.set(self.puts.get() + offsets.len() as u64);
         Ok(Stored { offsets, durable })

@@ -265,7 +265,7 @@ pub async fn run(load: Load) -> Result<Report> {
     let mut missing = None;
     if load.command == Command::EndToEnd {
         missing = Some(receiver::wait_for_delivery(&shared).await);
-        reporter.drain();
+        reporter.drain(true);
     }
     let after = Snapshot::take(load);
     if let Some(consumer) = consumer {

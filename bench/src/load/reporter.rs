@@ -75,14 +75,18 @@ pub(crate) struct Reporter {
 
 impl Reporter {
     /// Everything recorded since the last drain (for the progress line); the measured part
-    /// also goes to the totals.
-    pub(crate) fn drain(&mut self) -> (Tally, Tally) {
+    /// also goes to the totals. The senders' tallies are drained only when `senders` is set:
+    /// merging histograms walks every counter, too costly for every tick with many senders.
+    pub(crate) fn drain(&mut self, senders: bool) -> (Tally, Tally) {
         let mut interval = (Tally::default(), Tally::default());
-        for tally in &self.sent {
-            let measured = tally.measured.drain();
+        if senders {
+            let mut measured = Tally::default();
+            for tally in &self.sent {
+                tally.measured.drain_into(&mut measured);
+                tally.warmup.drain_into(&mut interval.0);
+            }
             self.totals.0.merge(&measured);
             interval.0.merge(&measured);
-            interval.0.merge(&tally.warmup.drain());
         }
         let measured = self.received.measured.drain();
         self.totals.1.merge(&measured);
@@ -108,10 +112,11 @@ impl Reporter {
         let elapsed = loop {
             tick.tick().await;
             let now = Instant::now();
-            let (sent, received) = self.drain();
+            let warmup_ends = since.is_none() && now >= began + load.warmup;
+            let (sent, received) = self.drain(now >= next_line || warmup_ends);
             second.0.merge(&sent);
             second.1.merge(&received);
-            if since.is_none() && now >= began + load.warmup {
+            if warmup_ends {
                 self.baseline = Some(Snapshot::take(load));
                 shared.begin_measuring();
                 since = Some(now);
@@ -136,7 +141,7 @@ impl Reporter {
         for worker in workers {
             let _ = worker.await;
         }
-        self.drain();
+        self.drain(true);
         elapsed
     }
 }
