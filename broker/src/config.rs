@@ -89,8 +89,7 @@ pub struct BrokerConfig {
     pub max_pending_requests: usize,
 }
 
-/// Physical offsets keep the shard in 8 bits; far fewer cores are the practical bound.
-const MAX_SHARDS: usize = 64;
+const MAX_SHARDS: usize = store::MAX_SHARDS;
 
 impl Default for BrokerConfig {
     fn default() -> Self {
@@ -189,7 +188,7 @@ const MEANINGS: &[(&str, &str)] = &[
     ("commitLogCacheBytes", "Bytes of the CommitLog tail kept in memory for reads (Apogee); older messages are read from disk."),
     (
         "shards",
-        "Executor threads, each storing a share of the queues in `shard-<n>/` (Apogee); 0 = one per core. A queue stays with the shard that created it: lowering the count below a shard that stores queues is refused at start.",
+        "Executor threads, each storing a share of the queues in `shard-<n>/` (Apogee); 0 = one per core, at most 8. A queue stays with the shard that created it: lowering the count below a shard that stores queues is refused at start.",
     ),
     ("maxFrameBytes", "Largest request frame accepted, checked before anything is allocated (Apogee); larger frames close the connection."),
     ("maxPendingRequests", "Requests waiting for the store at once before new ones get SYSTEM_BUSY (Apogee)."),

@@ -1,7 +1,9 @@
 //! How shards talk: one bounded cross-core channel for each ordered pair of shards, fed by a
 //! local queue and a pump task so that posting never waits and messages from one shard to
 //! another arrive in the order they were posted (a snapshot posted before a forwarded request
-//! is seen before it). Calls run a job on another shard and wait for its answer.
+//! is seen before it). The pump sends what gathered while it waited as one batch: each item
+//! on a cross-core channel costs a wake-up of the other executor, so under load one wake-up
+//! serves many messages. Calls run a job on another shard and wait for its answer.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -21,8 +23,8 @@ use crate::clients::ConnId;
 use crate::server::Broker;
 use crate::view::Published;
 
-/// Messages in flight from one shard to another before the sender waits for room.
-const CHANNEL_DEPTH: usize = 4096;
+/// Batches in flight from one shard to another before the sender waits for room.
+const CHANNEL_DEPTH: usize = 1024;
 /// Longest a call waits for the other shard (it only fails to answer while stopping).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -73,8 +75,8 @@ pub enum ShardMsg {
 /// One shard's ends of the mesh, made on the starting thread and moved to its executor.
 pub struct MeshEnds {
     shard: usize,
-    senders: Vec<Option<SharedSender<ShardMsg>>>,
-    receivers: Vec<Option<SharedReceiver<ShardMsg>>>,
+    senders: Vec<Option<SharedSender<Vec<ShardMsg>>>>,
+    receivers: Vec<Option<SharedReceiver<Vec<ShardMsg>>>>,
 }
 
 /// The ends for `shards` shards, in shard order.
@@ -96,10 +98,16 @@ pub fn ends(shards: usize) -> Vec<MeshEnds> {
     all
 }
 
+/// Messages waiting for the pump to one shard.
+struct Outbox {
+    queued: RefCell<Vec<ShardMsg>>,
+    wake_pump: LocalSender<()>,
+}
+
 pub struct Mesh {
     pub shard: usize,
     pub shards: usize,
-    out: Vec<Option<LocalSender<ShardMsg>>>,
+    out: Vec<Option<Outbox>>,
     calls: RefCell<HashMap<u64, LocalSender<Value>>>,
     next_call: Cell<u64>,
 }
@@ -107,7 +115,7 @@ pub struct Mesh {
 impl Mesh {
     /// Connects this shard's ends (every shard must do so at the same time) and starts the
     /// pumps; returns the mesh and the receivers, one per other shard.
-    pub async fn connect(ends: MeshEnds) -> (Mesh, Vec<ConnectedReceiver<ShardMsg>>) {
+    pub async fn connect(ends: MeshEnds) -> (Rc<Mesh>, Vec<ConnectedReceiver<Vec<ShardMsg>>>) {
         let shards = ends.senders.len();
         let mut senders = Vec::new();
         for (to, tx) in ends.senders.into_iter().enumerate() {
@@ -119,37 +127,48 @@ impl Mesh {
         for rx in ends.receivers.into_iter().flatten() {
             receivers.push(glommio::spawn_local(rx.connect()));
         }
-        let mut out: Vec<Option<LocalSender<ShardMsg>>> = (0..shards).map(|_| None).collect();
+        let mut out: Vec<Option<Outbox>> = (0..shards).map(|_| None).collect();
+        let mut pumps = Vec::new();
         for (to, connecting) in senders {
             let remote = connecting.await;
-            let (tx, rx): (LocalSender<ShardMsg>, LocalReceiver<ShardMsg>) = local_channel::new_unbounded();
+            let (wake_pump, woken): (LocalSender<()>, LocalReceiver<()>) = local_channel::new_bounded(1);
+            out[to] = Some(Outbox { queued: RefCell::default(), wake_pump });
+            pumps.push((to, remote, woken));
+        }
+        let mesh = Rc::new(Mesh { shard: ends.shard, shards, out, calls: RefCell::default(), next_call: Cell::new(0) });
+        for (to, remote, woken) in pumps {
+            let mesh = Rc::downgrade(&mesh);
             glommio::spawn_local(async move {
-                while let Some(msg) = rx.recv().await {
-                    if remote.send(msg).await.is_err() {
+                while woken.recv().await.is_some() {
+                    let Some(mesh) = mesh.upgrade() else { return };
+                    let Some(outbox) = &mesh.out[to] else { return };
+                    let batch = std::mem::take(&mut *outbox.queued.borrow_mut());
+                    drop(mesh);
+                    if !batch.is_empty() && remote.send(batch).await.is_err() {
                         return; // that shard stopped
                     }
                 }
             })
             .detach();
-            out[to] = Some(tx);
         }
         let mut connected = Vec::new();
         for rx in receivers {
             connected.push(rx.await);
         }
-        let mesh = Mesh { shard: ends.shard, shards, out, calls: RefCell::default(), next_call: Cell::new(0) };
         (mesh, connected)
     }
 
     /// A mesh of one shard: nothing to post to.
-    pub fn single() -> Mesh {
-        Mesh { shard: 0, shards: 1, out: vec![None], calls: RefCell::default(), next_call: Cell::new(0) }
+    pub fn single() -> Rc<Mesh> {
+        Rc::new(Mesh { shard: 0, shards: 1, out: vec![None], calls: RefCell::default(), next_call: Cell::new(0) })
     }
 
     /// Queues `msg` for `shard`; dropped only when that shard has stopped.
     pub fn post(&self, shard: usize, msg: ShardMsg) {
-        if let Some(Some(tx)) = self.out.get(shard) {
-            let _ = tx.try_send(msg);
+        if let Some(Some(outbox)) = self.out.get(shard) {
+            outbox.queued.borrow_mut().push(msg);
+            // Full means the pump is already due to run and will take this one too.
+            let _ = outbox.wake_pump.try_send(());
         }
     }
 

@@ -17,7 +17,7 @@ use wire::header::pull_sys_flag;
 use wire::header::CommandHeader;
 use wire::header::*;
 use wire::message::{self, properties, topic, StoredMessage};
-use wire::{RemotingCommand, SerializeType};
+use wire::{ByteStr, RemotingCommand, SerializeType};
 
 use crate::clients::{matches_tag_code, ClientChannel};
 use crate::metadata::MetaFile;
@@ -68,7 +68,11 @@ pub async fn process(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand, hops
         req::UNLOCK_BATCH_MQ => unlock_batch(b, &cmd),
         code => Err(error(&cmd, resp::REQUEST_CODE_NOT_SUPPORTED, format!(" request type {code} not supported"))),
     };
-    Some(answer.unwrap_or_else(|e| e))
+    let answer = answer.unwrap_or_else(|e| e);
+    if answer.code != resp::SUCCESS {
+        tracing::debug!(shard = b.mesh.shard, request = cmd.code, code = answer.code, remark = answer.remark_str());
+    }
+    Some(answer)
 }
 
 fn lock_batch(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
@@ -225,11 +229,11 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
             ),
         ));
     }
-    let parts: Vec<(i32, Bytes, String)> = if cmd.code == req::SEND_BATCH_MESSAGE {
+    let parts: Vec<(i32, Bytes, ByteStr)> = if cmd.code == req::SEND_BATCH_MESSAGE {
         let batch = message::decode_batch(&cmd.body).map_err(|e| error(cmd, resp::MESSAGE_ILLEGAL, e.to_string()))?;
-        batch.into_iter().map(|m| (m.flag, m.body, m.properties.as_str().to_owned())).collect()
+        batch.into_iter().map(|m| (m.flag, m.body, m.properties)).collect()
     } else {
-        vec![(h.flag, cmd.body.clone(), h.properties.as_ref().map(|p| p.as_str().to_owned()).unwrap_or_default())]
+        vec![(h.flag, cmd.body.clone(), h.properties.clone().unwrap_or_default())]
     };
     if parts.is_empty() || parts.iter().any(|(_, body, _)| body.len() > b.config.borrow().max_message_size) {
         return Err(error(
@@ -238,14 +242,16 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
             "the message is illegal, maybe msg body or properties length not matched. msg body length limit 128k, msg properties length limit 32k.",
         ));
     }
-    let region = parts
-        .first()
-        .and_then(|(_, _, p)| properties::get(p, properties::MSG_REGION).map(str::to_owned))
-        .unwrap_or_else(|| "DefaultRegion".to_owned());
-    let trace_on = parts
-        .first()
-        .and_then(|(_, _, p)| properties::get(p, properties::TRACE_SWITCH).map(str::to_owned))
-        .unwrap_or_else(|| "true".to_owned());
+    // Views into the request's properties, not copies.
+    let first = parts.first().map(|(_, _, p)| p.clone()).unwrap_or_default();
+    let region = properties::get(&first, properties::MSG_REGION)
+        .map_or(ByteStr::from_static("DefaultRegion"), |r| first.slice_of(r));
+    let trace_on =
+        properties::get(&first, properties::TRACE_SWITCH).map_or(ByteStr::from_static("true"), |t| first.slice_of(t));
+    let topic_name = match &dead_letter {
+        Some(dlq) => ByteStr::from(dlq.as_str()),
+        None => h.topic.clone(),
+    };
     let mut msgs = Vec::with_capacity(parts.len());
     for (flag, body, props) in parts {
         let mut props = properties::with(&props, properties::CLUSTER, &b.config.borrow().broker_cluster_name);
@@ -270,8 +276,8 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
             store_host: b.store_host,
             reconsume_times: h.reconsume_times.unwrap_or(0),
             body,
-            topic: name.into(),
-            properties: props.as_str().into(),
+            topic: topic_name.clone(),
+            properties: props.into(),
             ..Default::default()
         };
         if prepared {
@@ -293,8 +299,8 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
         queue_id,
         queue_offset: first_offset.unwrap_or(0),
         transaction_id: None,
-        msg_region: Some(region.as_str().into()),
-        trace_on: Some(trace_on.as_str().into()),
+        msg_region: Some(region),
+        trace_on: Some(trace_on),
     };
     Ok(RemotingCommand::response_to(cmd, code).with_header(&header))
 }

@@ -517,14 +517,16 @@ async fn run(
         next_opaque: Cell::new(0),
         client_calls: RefCell::new(HashMap::new()),
         started: Instant::now(),
-        mesh: Rc::new(mesh),
+        mesh,
         view: RefCell::default(),
     });
     for rx in receivers {
         let b = broker.clone();
         glommio::spawn_local(async move {
-            while let Some(msg) = rx.recv().await {
-                received(&b, msg);
+            while let Some(batch) = rx.recv().await {
+                for msg in batch {
+                    received(&b, msg);
+                }
             }
         })
         .detach();

@@ -18,11 +18,6 @@ pub struct Stored {
     pub durable: Result<(), StoreError>,
 }
 
-/// The shard a global physical offset names (its top 8 bits).
-pub fn shard_of_offset(physical_offset: i64) -> usize {
-    ((physical_offset as u64) >> 56) as usize
-}
-
 impl Broker {
     /// Runs `f` with the broker of `shard`: here, or there by a call.
     pub async fn on_shard<T, F, Fut>(self: &Rc<Self>, shard: usize, f: F) -> Result<T, StoreError>
@@ -157,7 +152,7 @@ impl Broker {
 
     /// The record at a global physical offset, from the shard its top bits name.
     pub async fn look_message(self: &Rc<Self>, physical_offset: i64) -> Result<Bytes, StoreError> {
-        let shard = shard_of_offset(physical_offset);
+        let shard = store::shard_of(physical_offset);
         if shard >= self.mesh.shards {
             return Err(StoreError::OffsetNotFound(physical_offset as u64));
         }

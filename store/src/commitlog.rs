@@ -37,16 +37,25 @@ use crate::PAGE;
 const BLANK_LEN: u64 = 8;
 /// Encoding buffer handed out in slices, one per record.
 const CHUNK_BYTES: usize = 1 << 20;
-/// Physical offsets carry the shard in their top 8 bits.
-const SHARD_SHIFT: u32 = 56;
+/// Physical offsets carry the shard in bits 50–52, so that every offset stays below 2^53:
+/// JavaScript clients (ali-ons) read offsets as doubles, exact only below that, and send them
+/// back (consumer retries, lookups by id). Each shard addresses 1 PiB of CommitLog in its life.
+pub const SHARD_SHIFT: u32 = 50;
+/// Shards that fit in those bits.
+pub const MAX_SHARDS: usize = 8;
 const LOCAL_MASK: u64 = (1 << SHARD_SHIFT) - 1;
+
+/// The shard a physical offset names.
+pub fn shard_of(physical_offset: i64) -> usize {
+    ((physical_offset as u64) >> SHARD_SHIFT) as usize
+}
 /// Recovery logs its progress every this many bytes scanned.
 const PROGRESS_BYTES: u64 = 256 << 20;
 
 /// Where an appended record went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendResult {
-    /// Offset as clients see it: shard in the top 8 bits.
+    /// Offset as clients see it: the shard in bits 50–52 (see `SHARD_SHIFT`).
     pub physical_offset: i64,
     pub size: usize,
     pub store_timestamp: i64,
@@ -389,6 +398,12 @@ impl CommitLog {
             let _ = self.inner.wake_allocator.try_send(());
         }
         let at = st.append_pos;
+        if at + size as u64 + BLANK_LEN > LOCAL_MASK {
+            return Err(StoreError::ReadOnly(format!(
+                "the CommitLog of shard {} has used its whole address space (1 PiB)",
+                config.shard
+            )));
+        }
         msg.physical_offset = ((u64::from(config.shard) << SHARD_SHIFT) | at) as i64;
         msg.store_timestamp = now_ms();
         if st.chunk.capacity() < size {
@@ -487,7 +502,7 @@ impl CommitLog {
 
     fn local_offset(&self, physical_offset: i64) -> Result<u64, StoreError> {
         let raw = physical_offset as u64;
-        if physical_offset < 0 || (raw >> SHARD_SHIFT) as u8 != self.inner.config.shard {
+        if physical_offset < 0 || raw >> SHARD_SHIFT != u64::from(self.inner.config.shard) {
             return Err(StoreError::OffsetNotFound(raw));
         }
         Ok(raw & LOCAL_MASK)

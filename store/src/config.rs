@@ -36,7 +36,7 @@ impl FlushDiskType {
 pub struct CommitLogConfig {
     /// The folder holding this shard's segments (`<root>/shard-<n>/commitlog`).
     pub dir: PathBuf,
-    /// Shard number, carried in the top 8 bits of every physical offset clients see.
+    /// Shard number (below `MAX_SHARDS`), carried in bits 50–52 of every physical offset clients see.
     pub shard: u8,
     /// `mappedFileSizeCommitLog`: bytes per segment, a multiple of 4 KiB.
     pub segment_bytes: u64,

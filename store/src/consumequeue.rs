@@ -22,7 +22,7 @@ pub const CQ_UNIT_BYTES: usize = 20;
 /// One ConsumeQueue entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CqUnit {
-    /// As clients see it: shard in the top 8 bits.
+    /// As clients see it: with the shard's bits (see `commitlog::SHARD_SHIFT`).
     pub physical_offset: i64,
     pub size: i32,
     pub tag_code: i64,

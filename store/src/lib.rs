@@ -16,7 +16,7 @@ mod segment;
 mod tail;
 
 pub use checkpoint::Checkpoint;
-pub use commitlog::{AppendResult, CommitLog, Durable, RecoveredRecord, RecoveryReport};
+pub use commitlog::{shard_of, AppendResult, CommitLog, Durable, RecoveredRecord, RecoveryReport, MAX_SHARDS};
 pub use config::{CommitLogConfig, FlushDiskType};
 pub use consumequeue::{CqUnit, CQ_UNIT_BYTES};
 pub use error::StoreError;

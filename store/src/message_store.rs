@@ -202,7 +202,7 @@ impl MessageStore {
         crate::segment::prime_iopoll_probe(&config.dir).await?;
         let (checkpoint_file, checkpoint) = CheckpointFile::open(&config.dir.join("checkpoint")).await?;
         let scan_from = checkpoint.map(|cp| cp.scan_from());
-        let shard_bits = i64::from(config.commitlog.shard) << 56;
+        let shard_bits = i64::from(config.commitlog.shard) << crate::commitlog::SHARD_SHIFT;
         let rebuild_from = shard_bits | scan_from.unwrap_or(0) as i64;
         let queues = load_queues(&config, rebuild_from).await?;
         let loaded = queues.values().map(HashMap::len).sum::<usize>();

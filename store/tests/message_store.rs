@@ -77,7 +77,7 @@ fn puts_and_gets_follow_java_statuses_offsets_and_batch_limits() {
             assert_eq!(msg.queue_id, 0);
             assert_eq!(seq_of(record), 2 * i as u64);
             assert_eq!(r.queue_offsets[i], i as i64);
-            assert_eq!(msg.physical_offset >> 56, 2, "shard in the top 8 bits");
+            assert_eq!(store::shard_of(msg.physical_offset), 2, "shard in the offset");
         }
         let r = store.get_message("TopicTest", 0, 50, 4, &all).await.expect("get");
         assert_eq!((r.status, r.messages.len(), r.next_begin_offset), (GetMessageStatus::Found, 4, 54));

@@ -41,6 +41,11 @@ impl ByteStr {
         }
     }
 
+    /// The part of this string that `s` (borrowed from it) covers, without copying.
+    pub fn slice_of(&self, s: &str) -> Self {
+        Self::slice_ref(&self.0, s)
+    }
+
     pub fn as_str(&self) -> &str {
         debug_assert!(std::str::from_utf8(&self.0).is_ok());
         // SAFETY: every constructor takes a `str` or checks the bytes with `from_utf8`, and the

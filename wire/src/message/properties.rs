@@ -59,7 +59,10 @@ pub fn get<'a>(properties: &'a str, key: &str) -> Option<&'a str> {
 
 /// Encodes pairs as Java 4.9.8 does: separators between pairs, none after the last.
 pub fn encode<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut out = String::new();
+    encode_into(String::new(), pairs)
+}
+
+fn encode_into<'a>(mut out: String, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     for (k, v) in pairs {
         if !out.is_empty() {
             out.push(PROPERTY_SEPARATOR);
@@ -73,12 +76,14 @@ pub fn encode<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String
 
 /// `properties` with `key` set to `value` (replacing an earlier value).
 pub fn with(properties: &str, key: &str, value: &str) -> String {
-    encode(pairs(properties).filter(|(k, _)| *k != key).chain(std::iter::once((key, value))))
+    // Sized once: this runs for every message a broker stores.
+    let out = String::with_capacity(properties.len() + key.len() + value.len() + 2);
+    encode_into(out, pairs(properties).filter(|(k, _)| *k != key).chain(std::iter::once((key, value))))
 }
 
 /// `properties` without `key`.
 pub fn without(properties: &str, key: &str) -> String {
-    encode(pairs(properties).filter(|(k, _)| *k != key))
+    encode_into(String::with_capacity(properties.len()), pairs(properties).filter(|(k, _)| *k != key))
 }
 
 #[cfg(test)]
