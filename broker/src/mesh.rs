@@ -172,6 +172,12 @@ impl Mesh {
         }
     }
 
+    /// Messages waiting to leave for `shard`: they pile up only when that shard is not
+    /// taking them, which the router turns into SYSTEM_BUSY.
+    pub fn backlog(&self, shard: usize) -> usize {
+        self.out.get(shard).and_then(Option::as_ref).map_or(0, |o| o.queued.borrow().len())
+    }
+
     /// Runs `job` on `shard` and waits for its value; `None` when that shard did not answer.
     pub async fn call(&self, shard: usize, job: Job) -> Option<Value> {
         let (tx, rx) = local_channel::new_bounded(1);

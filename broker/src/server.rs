@@ -757,8 +757,19 @@ fn dispatch(broker: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand) {
     let shard = crate::router::route(broker, &cmd);
     if shard == here {
         run_request(broker, conn.clone(), cmd, 0);
+    } else if broker.mesh.backlog(shard) >= broker.config.borrow().max_pending_requests {
+        busy(conn, &cmd, format!("shard {shard} is not keeping up"));
     } else {
         broker.forward(shard, conn, cmd, 0);
+    }
+}
+
+/// Java's flow-control answer; oneway requests are dropped.
+fn busy(conn: &Conn, cmd: &RemotingCommand, why: String) {
+    if !cmd.is_oneway() {
+        let answer = RemotingCommand::response_to(cmd, response::SYSTEM_BUSY)
+            .with_remark(format!("[PCBUSY_CLEAN_QUEUE]broker busy, start flow control for a while, {why}"));
+        conn.deliver(answer);
     }
 }
 
@@ -767,12 +778,7 @@ fn dispatch(broker: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand) {
 fn run_request(broker: &Rc<Broker>, conn: Rc<Conn>, cmd: RemotingCommand, hops: u8) {
     let working = broker.in_flight.get() - broker.suspended.get();
     if working >= broker.config.borrow().max_pending_requests {
-        if !cmd.is_oneway() {
-            let busy = RemotingCommand::response_to(&cmd, response::SYSTEM_BUSY).with_remark(format!(
-                "[PCBUSY_CLEAN_QUEUE]broker busy, start flow control for a while, {working} requests in flight"
-            ));
-            conn.deliver(busy);
-        }
+        busy(&conn, &cmd, format!("{working} requests in flight"));
         return;
     }
     broker.in_flight.set(broker.in_flight.get() + 1);
