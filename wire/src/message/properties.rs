@@ -52,9 +52,29 @@ pub fn pairs(properties: &str) -> impl Iterator<Item = (&str, &str)> {
     })
 }
 
-/// The value of `key`, if present.
+/// The value of `key`, if present (the first non-empty one, as [`pairs`] sees them).
 pub fn get<'a>(properties: &'a str, key: &str) -> Option<&'a str> {
-    pairs(properties).find(|(k, _)| *k == key).map(|(_, v)| v)
+    // Searched for `key` followed by the name-value separator rather than split pair by pair:
+    // a broker looks up several properties of every message it stores.
+    if key.is_empty() || key.contains([NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR]) {
+        return None; // no pair has such a name
+    }
+    let bytes = properties.as_bytes();
+    let mut from = 0;
+    while let Some(found) = properties[from..].find(key) {
+        let start = from + found;
+        let end = start + key.len();
+        let at_pair_start = start == 0 || bytes[start - 1] == PROPERTY_SEPARATOR as u8;
+        if at_pair_start && bytes.get(end) == Some(&(NAME_VALUE_SEPARATOR as u8)) {
+            let value = &properties[end + 1..];
+            let value = value.split(PROPERTY_SEPARATOR).next().unwrap_or("");
+            if !value.is_empty() {
+                return Some(value);
+            }
+        }
+        from = start + 1;
+    }
+    None
 }
 
 /// Encodes pairs as Java 4.9.8 does: separators between pairs, none after the last.
@@ -89,6 +109,15 @@ pub fn without(properties: &str, key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// `get` finds what a pair-by-pair search finds, whatever the text.
+        #[test]
+        fn get_agrees_with_the_pairs(text in "[ab\u{1}\u{2}]{0,24}", key in "[ab\u{1}]{0,3}") {
+            let by_pairs = pairs(&text).find(|(k, _)| *k == key).map(|(_, v)| v);
+            proptest::prop_assert_eq!(get(&text, &key), by_pairs);
+        }
+    }
 
     #[test]
     fn parses_java_and_cpp_forms() {
