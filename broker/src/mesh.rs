@@ -185,11 +185,7 @@ impl Mesh {
         self.next_call.set(id);
         self.calls.borrow_mut().insert(id, tx);
         self.post(shard, ShardMsg::Call { from: self.shard, id, job });
-        let value = futures_lite::future::or(async { rx.recv().await }, async {
-            glommio::timer::sleep(CALL_TIMEOUT).await;
-            None
-        })
-        .await;
+        let value = recv_within(&rx, CALL_TIMEOUT).await;
         self.calls.borrow_mut().remove(&id);
         value
     }
@@ -200,4 +196,13 @@ impl Mesh {
             let _ = tx.try_send(value);
         }
     }
+}
+
+/// The next value from `rx`, or `None` after `timeout`.
+pub async fn recv_within<T>(rx: &LocalReceiver<T>, timeout: Duration) -> Option<T> {
+    futures_lite::future::or(async { rx.recv().await }, async {
+        glommio::timer::sleep(timeout).await;
+        None
+    })
+    .await
 }

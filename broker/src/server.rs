@@ -229,11 +229,7 @@ impl Broker {
         // No await between sending and registering: the answer cannot come in between.
         let opaque = self.send_request(conn, cmd);
         self.client_calls.borrow_mut().insert(opaque, tx);
-        let answer = futures_lite::future::or(async { rx.recv().await }, async {
-            glommio::timer::sleep(timeout).await;
-            None
-        })
-        .await;
+        let answer = crate::mesh::recv_within(&rx, timeout).await;
         self.client_calls.borrow_mut().remove(&opaque);
         answer
     }

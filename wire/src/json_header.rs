@@ -216,18 +216,26 @@ mod fast {
             self.b.get(self.i).copied()
         }
 
-        /// The bounds of a string without escapes.
-        fn string(&mut self) -> Option<(usize, usize)> {
+        /// After an opening quote: where the plain run of a string starts and ends, and the
+        /// byte that ends it (a quote, a backslash or a control character).
+        fn open_string(&mut self) -> Option<(usize, usize, u8)> {
             if !self.eat(b'"') {
                 return None;
             }
             let start = self.i;
             let len = self.b[start..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-            if self.b[start + len] != b'"' {
-                return None;
+            Some((start, start + len, self.b[start + len]))
+        }
+
+        /// The bounds of a string without escapes.
+        fn string(&mut self) -> Option<(usize, usize)> {
+            match self.open_string()? {
+                (start, end, b'"') => {
+                    self.i = end + 1;
+                    Some((start, end))
+                }
+                _ => None,
             }
-            self.i = start + len + 1;
-            Some((start, start + len))
         }
 
         fn null(&mut self) -> bool {
@@ -269,17 +277,12 @@ mod fast {
         /// A string value: a slice of `header` without escapes, else unescaped into a copy
         /// (message properties always carry \u0001 and \u0002).
         fn string_value(&mut self, header: &Bytes) -> Option<ByteStr> {
-            if !self.eat(b'"') {
-                return None;
-            }
-            let start = self.i;
-            let len = self.b[start..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-            match self.b[start + len] {
-                b'"' => {
-                    self.i = start + len + 1;
-                    text(header, (start, start + len))
+            match self.open_string()? {
+                (start, end, b'"') => {
+                    self.i = end + 1;
+                    text(header, (start, end))
                 }
-                b'\\' => self.unescape(start),
+                (start, _, b'\\') => self.unescape(start),
                 _ => None,
             }
         }
