@@ -104,6 +104,8 @@ pub type PullHolds = HashMap<(String, i32), Vec<LocalSender<()>>>;
 pub struct Broker {
     pub config: RefCell<BrokerConfig>,
     pub store: MessageStore,
+    /// Topics, groups and offsets, and the clients: kept by shard 0 only; the other shards
+    /// read `view`, which shard 0 publishes after each change.
     pub meta: RefCell<Metadata>,
     pub clients: RefCell<Clients>,
     pub conns: RefCell<HashMap<ConnId, Rc<Conn>>>,
