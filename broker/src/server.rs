@@ -271,6 +271,25 @@ struct Common {
     port: AtomicUsize,
 }
 
+/// Armed while a shard runs: if its thread unwinds, the other shards stop instead of waiting
+/// for it.
+struct PanicGuard(Option<Arc<Common>>);
+
+impl PanicGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for PanicGuard {
+    fn drop(&mut self) {
+        if let Some(common) = self.0.take() {
+            common.failed.store(true, Ordering::SeqCst);
+            common.stop.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
 impl Drop for BrokerServer {
     fn drop(&mut self) {
         let _ = self.shutdown();
@@ -310,7 +329,9 @@ impl BrokerServer {
                 .io_memory(2 << 20)
                 .spawn(move || async move {
                     let setup = ShardSetup { config: shard_config, ends, listeners, previous_stop_clean };
+                    let unwinding = PanicGuard(Some(shared.clone()));
                     let result = run(setup, shared.clone(), ready.clone()).await;
+                    unwinding.disarm();
                     if let Err(e) = &result {
                         shared.failed.store(true, Ordering::SeqCst);
                         let _ = ready.send(Err(e.clone()));
