@@ -5,7 +5,7 @@
 //! store operation goes to the queue's owner.
 
 use wire::code::request as req;
-use wire::message::{properties, topic};
+use wire::message::topic;
 use wire::RemotingCommand;
 
 use crate::server::Broker;
@@ -34,10 +34,7 @@ fn route_send(b: &Broker, cmd: &RemotingCommand) -> usize {
     if queue_id < 0 || name.starts_with(topic::RETRY_GROUP_TOPIC_PREFIX) {
         return 0;
     }
-    let props = field(cmd, "i", "properties").unwrap_or("");
-    let staged = properties::get(props, properties::DELAY_TIME_LEVEL).is_some_and(|l| l != "0")
-        || crate::transaction::is_prepared(props);
-    if staged {
+    if crate::stores::staged_on_shard_0(name, field(cmd, "i", "properties").unwrap_or("")) {
         return 0;
     }
     let view = b.view.borrow();

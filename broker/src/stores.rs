@@ -18,6 +18,15 @@ pub struct Stored {
     pub durable: Result<(), StoreError>,
 }
 
+/// A delayed message waits in SCHEDULE_TOPIC_XXXX and a prepared one in the half topic, both
+/// stored by shard 0, where the delay and transaction machinery runs.
+pub fn staged_on_shard_0(topic: &str, props: &str) -> bool {
+    let delayed = properties::get(props, properties::DELAY_TIME_LEVEL).is_some_and(|l| l != "0");
+    delayed && topic != topic::SCHEDULE_TOPIC
+        || crate::transaction::is_prepared(props)
+        || topic == topic::TRANS_HALF_TOPIC
+}
+
 impl Broker {
     /// Runs `f` with the broker of `shard`: here, or there by a call.
     pub async fn on_shard<T, F, Fut>(self: &Rc<Self>, shard: usize, f: F) -> Result<T, StoreError>
@@ -44,19 +53,12 @@ impl Broker {
         self.view.borrow().owner(topic, queue_id)
     }
 
-    /// The shard a message goes to: a delayed message waits in SCHEDULE_TOPIC_XXXX and a
-    /// prepared one in the half topic, both on shard 0.
+    /// The shard a message goes to (see [`staged_on_shard_0`]).
     fn owner_of_message(&self, msg: &StoredMessage) -> usize {
-        let props = msg.properties.as_str();
-        let delayed = properties::get(props, properties::DELAY_TIME_LEVEL).is_some_and(|l| l != "0");
-        let staged = msg.topic.as_str() != topic::SCHEDULE_TOPIC && delayed
-            || crate::transaction::is_prepared(props)
-            || msg.topic.as_str() == topic::TRANS_HALF_TOPIC;
-        if staged {
-            0
-        } else {
-            self.owner(msg.topic.as_str(), msg.queue_id)
+        if self.mesh.shards == 1 || staged_on_shard_0(msg.topic.as_str(), msg.properties.as_str()) {
+            return 0;
         }
+        self.owner(msg.topic.as_str(), msg.queue_id)
     }
 
     /// Appends messages of one queue and waits until they are durable (or failed to be).
