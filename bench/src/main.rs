@@ -95,7 +95,8 @@ struct CommonArgs {
     /// Any other setting of the embedded broker, with RocketMQ key names (repeatable).
     #[arg(long = "broker-set", value_name = "KEY=VALUE", value_parser = parse_setting, requires = "embedded")]
     broker_settings: Vec<(String, String)>,
-    /// Worker threads of this program [default: one per core].
+    /// Worker threads of this program [default: one per core; with --embedded, half of them,
+    /// leaving the rest to the broker].
     #[arg(long)]
     threads: Option<usize>,
     /// No progress line.
@@ -273,9 +274,11 @@ fn measure(
         progress: !common.quiet,
     };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = common.threads {
-        runtime.worker_threads(threads.max(1));
-    }
+    // An embedded broker shares this machine's cores: more sender threads than it leaves free
+    // cost wake-ups and work stealing, and slow both sides down.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = common.threads.unwrap_or(if common.embedded { (cores / 2).max(1) } else { cores });
+    runtime.worker_threads(threads.max(1));
     let runtime = runtime.enable_all().build().map_err(|e| BenchError::io("starting the runtime", e))?;
     let outcome = runtime.block_on(load::run(load));
     runtime.shutdown_timeout(Duration::from_secs(1));

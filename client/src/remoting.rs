@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
@@ -59,7 +59,7 @@ impl ServerRequest {
     /// Sends `response` (built with [`RemotingCommand::response_to`]) back to the server.
     pub fn reply(&self, response: RemotingCommand) {
         if let Some(connection) = self.connection.upgrade() {
-            connection.send(wire::encode_to_bytes(&response));
+            connection.send(response);
         }
     }
 }
@@ -77,10 +77,11 @@ struct Inner {
     request_handler: Mutex<Option<mpsc::UnboundedSender<ServerRequest>>>,
 }
 
-/// A frame on its way to the writer, with the oneway permit it holds until written.
+/// A command on its way to the writer, which encodes it straight into the buffer of its next
+/// write; a oneway request holds its permit until then.
 #[derive(Debug)]
 struct Outgoing {
-    frame: Bytes,
+    command: RemotingCommand,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -96,8 +97,8 @@ struct Connection {
 }
 
 impl Connection {
-    fn send(&self, frame: Bytes) -> bool {
-        self.outbox.send(Outgoing { frame, _permit: None }).is_ok()
+    fn send(&self, command: RemotingCommand) -> bool {
+        self.outbox.send(Outgoing { command, _permit: None }).is_ok()
     }
 
     fn forget(&self, opaque: i32) {
@@ -149,7 +150,7 @@ impl RemotingClient {
         let opaque = self.prepare(&mut request);
         let (tx, rx) = oneshot::channel();
         lock(&connection.pending).insert(opaque, tx);
-        if !connection.send(wire::encode_to_bytes(&request)) {
+        if !connection.send(request) {
             connection.forget(opaque);
             return Err(ClientError::ConnectionClosed { addr: addr.to_string(), request: name });
         }
@@ -175,7 +176,7 @@ impl RemotingClient {
         };
         let mut request = request.mark_oneway();
         self.prepare(&mut request);
-        let outgoing = Outgoing { frame: wire::encode_to_bytes(&request), _permit: Some(permit) };
+        let outgoing = Outgoing { command: request, _permit: Some(permit) };
         if connection.outbox.send(outgoing).is_ok() {
             Ok(())
         } else {
@@ -256,33 +257,37 @@ pub fn broker_error(addr: &str, request_code: i32, response: &RemotingCommand) -
     }
 }
 
-/// Writes queued frames, gathering whatever is queued into one write; oneway permits are
-/// returned once their frames are written.
+/// Frames gathered into one write, at most (one larger frame is written alone).
+const MAX_GATHER: usize = 1 << 20;
+/// The write buffer's size at rest; a larger one, grown for a big frame, is let go.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// Writes queued commands, encoding whatever is queued into one buffer and one write; oneway
+/// permits are returned once their frames are written.
 async fn write_loop(mut writer: tokio::net::tcp::OwnedWriteHalf, mut inbox: mpsc::UnboundedReceiver<Outgoing>) {
-    let mut gathered = BytesMut::new();
+    let mut gathered = BytesMut::with_capacity(WRITE_BUFFER);
     let mut written = Vec::new();
     while let Some(first) = inbox.recv().await {
-        let result = match inbox.try_recv() {
-            Err(_) => writer.write_all(&first.frame).await,
-            Ok(next) => {
-                gathered.clear();
-                gathered.extend_from_slice(&first.frame);
-                gathered.extend_from_slice(&next.frame);
-                written.push(next);
-                while gathered.len() < 1 << 20 {
-                    match inbox.try_recv() {
-                        Ok(more) => {
-                            gathered.extend_from_slice(&more.frame);
-                            written.push(more);
-                        }
-                        Err(_) => break,
-                    }
+        wire::encode(&first.command, &mut gathered);
+        written.push(first);
+        // The senders one read of answers woke run first and queue their next requests, so
+        // that one write (one syscall, one segment) carries them all.
+        tokio::task::yield_now().await;
+        while gathered.len() < MAX_GATHER {
+            match inbox.try_recv() {
+                Ok(next) => {
+                    wire::encode(&next.command, &mut gathered);
+                    written.push(next);
                 }
-                writer.write_all(&gathered).await
+                Err(_) => break,
             }
-        };
-        drop(first);
+        }
+        let result = writer.write_all(&gathered).await;
         written.clear();
+        gathered.clear();
+        if gathered.capacity() > 4 * WRITE_BUFFER {
+            gathered = BytesMut::with_capacity(WRITE_BUFFER);
+        }
         if let Err(e) = result {
             tracing::debug!(error = %e, "write failed; connection dropped");
             return;
@@ -356,6 +361,7 @@ fn dispatch(connection: &Arc<Connection>, client: &Weak<Inner>, command: Remotin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[tokio::test]
     async fn oneway_sends_wait_for_the_socket_and_time_out_when_it_never_drains() {

@@ -125,6 +125,11 @@ impl ExtFields {
         Self(Vec::with_capacity(n))
     }
 
+    /// Room for `additional` more fields.
+    pub fn reserve(&mut self, additional: usize) {
+        self.0.reserve(additional);
+    }
+
     pub fn get(&self, key: &str) -> Option<&ByteStr> {
         self.0.iter().find(|(k, _)| k.as_bytes() == key.as_bytes()).map(|(_, v)| v)
     }

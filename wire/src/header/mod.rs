@@ -6,6 +6,8 @@
 //! `decodeCommandCustomHeader` does: integers strictly, booleans leniently (`"true"` or `"1"` is
 //! true, anything else false). Fields a header does not name are ignored.
 
+use std::io::Write;
+
 use crate::bytestr::ByteStr;
 use crate::command::ExtFields;
 use crate::error::HeaderError;
@@ -62,10 +64,41 @@ macro_rules! integer_field {
                 text.parse().ok()
             }
             fn to_text(&self) -> ByteStr {
-                ByteStr::from(self.to_string())
+                integer_text(i64::from(*self))
             }
         }
     )*};
+}
+
+/// "0" to "99", the values most integer fields carry (queue ids, flags, counts), kept as static
+/// text so that writing them allocates nothing.
+const SMALL_INTEGERS: &str = "0123456789\
+    10111213141516171819202122232425262728293031323334353637383940414243444546474849\
+    50515253545556575859606162636465666768697071727374757677787980818283848586878889\
+    90919293949596979899";
+
+fn integer_text(value: i64) -> ByteStr {
+    match value {
+        0..=9 => {
+            let at = value as usize;
+            ByteStr::from_static(&SMALL_INTEGERS[at..at + 1])
+        }
+        10..=99 => {
+            let at = 10 + (value as usize - 10) * 2;
+            ByteStr::from_static(&SMALL_INTEGERS[at..at + 2])
+        }
+        _ => {
+            // Formatted on the stack and copied once: a `String` would be a second allocation.
+            let mut buf = [0u8; 20];
+            let mut rest = &mut buf[..];
+            let _ = write!(rest, "{value}");
+            let len = 20 - rest.len();
+            match std::str::from_utf8(&buf[..len]) {
+                Ok(text) => ByteStr::from(text),
+                Err(_) => ByteStr::from(value.to_string()),
+            }
+        }
+    }
 }
 integer_field!(i32 => "32-bit integer", i64 => "64-bit integer");
 
@@ -129,15 +162,25 @@ macro_rules! header {
         impl $crate::header::CommandHeader for $name {
             const NAME: &'static str = stringify!($name);
 
-            #[allow(unused_variables)]
+            #[allow(unused_variables, unused_mut)]
             fn read_from(fields: &$crate::command::ExtFields) -> Result<Self, $crate::error::HeaderError> {
+                // One pass over the fields, each name matched once: a send header has a dozen.
+                // The first of repeated names counts, as `ExtFields::get` would find it.
+                $(let mut $field: Option<&$crate::bytestr::ByteStr> = None;)*
+                for (key, value) in fields.iter() {
+                    match key.as_str() {
+                        $($wire if $field.is_none() => $field = Some(value),)*
+                        _ => {}
+                    }
+                }
                 Ok(Self {
-                    $($field: <$ty as $crate::header::HeaderField>::read(stringify!($name), $wire, fields.get($wire))?,)*
+                    $($field: <$ty as $crate::header::HeaderField>::read(stringify!($name), $wire, $field)?,)*
                 })
             }
 
             #[allow(unused_variables)]
             fn write_to(&self, fields: &mut $crate::command::ExtFields) {
+                fields.reserve([$($wire),*].len());
                 $(<$ty as $crate::header::HeaderField>::write(&self.$field, $wire, fields);)*
             }
         }
@@ -160,6 +203,16 @@ mod tests {
         fields.insert("queueId", "three");
         let err = GetMaxOffsetRequestHeader::read_from(&fields).expect_err("queueId bad");
         assert!(matches!(err, HeaderError::BadField { field: "queueId", .. }), "{err}");
+    }
+
+    #[test]
+    fn integers_are_written_as_java_writes_them() {
+        for value in [0, 7, 9, 10, 42, 99, 100, 1024, -1, -10, i64::MAX, i64::MIN, 1_700_000_000_000] {
+            assert_eq!(integer_text(value).as_str(), value.to_string(), "{value}");
+        }
+        for value in [0, 5, 77, -3, i32::MAX, i32::MIN] {
+            assert_eq!(value.to_text().as_str(), value.to_string(), "{value}");
+        }
     }
 
     #[test]

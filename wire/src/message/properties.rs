@@ -59,20 +59,21 @@ pub fn get<'a>(properties: &'a str, key: &str) -> Option<&'a str> {
     if key.is_empty() || key.contains([NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR]) {
         return None; // no pair has such a name
     }
+    // Pair by pair, comparing only the start of each with `key`: no searcher to set up, and
+    // most pairs are rejected on their first byte.
     let bytes = properties.as_bytes();
-    let mut from = 0;
-    while let Some(found) = properties[from..].find(key) {
-        let start = from + found;
-        let end = start + key.len();
-        let at_pair_start = start == 0 || bytes[start - 1] == PROPERTY_SEPARATOR as u8;
-        if at_pair_start && bytes.get(end) == Some(&(NAME_VALUE_SEPARATOR as u8)) {
-            let value = &properties[end + 1..];
-            let value = value.split(PROPERTY_SEPARATOR).next().unwrap_or("");
+    let key = key.as_bytes();
+    let mut start = 0;
+    while start < bytes.len() {
+        let end = bytes[start..].iter().position(|&b| b == PROPERTY_SEPARATOR as u8).map_or(bytes.len(), |i| start + i);
+        let pair = &bytes[start..end];
+        if pair.len() > key.len() && pair.starts_with(key) && pair[key.len()] == NAME_VALUE_SEPARATOR as u8 {
+            let value = &properties[start + key.len() + 1..end];
             if !value.is_empty() {
                 return Some(value);
             }
         }
-        from = start + 1;
+        start = end + 1;
     }
     None
 }
