@@ -66,6 +66,10 @@ fn bench_codec(c: &mut Criterion) {
                 black_box(&out);
             })
         });
+        let decoded = decode_frame(frame.clone(), 1 << 24).expect("valid frame");
+        group.bench_function(format!("{name}/typed_header"), |b| {
+            b.iter(|| black_box(SendMessageRequestHeader::read_any(black_box(&decoded.ext_fields), true)))
+        });
         group.bench_function(format!("{name}/decode"), |b| {
             b.iter(|| black_box(decode_frame(black_box(frame.clone()), 1 << 24).expect("valid frame")))
         });

@@ -288,10 +288,16 @@ mod fast {
         }
 
         fn unescape(&mut self, start: usize) -> Option<ByteStr> {
-            let mut out = Vec::with_capacity(64);
+            let mut out = Vec::with_capacity(128);
             let mut i = start;
             loop {
-                let c = *self.b.get(i)?;
+                // Plain text up to the next quote, escape or control character is copied in one
+                // piece: properties are runs of a few dozen bytes between \u0001 and \u0002.
+                let run = self.b.get(i..)?;
+                let plain = run.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+                out.extend_from_slice(&run[..plain]);
+                i += plain;
+                let c = self.b[i];
                 i += 1;
                 match c {
                     b'"' => break,
@@ -320,8 +326,7 @@ mod fast {
                         };
                         out.push(plain);
                     }
-                    0x00..=0x1f => return None,
-                    _ => out.push(c),
+                    _ => return None, // a control character
                 }
             }
             self.i = i;
