@@ -100,13 +100,29 @@ pub(crate) async fn create(
         .map_err(io("create"))?;
     file.pre_allocate(size, false).await.map_err(io("preallocate"))?;
     if zero_fill {
+        // One zeroed buffer serves every chunk: zeroing a fresh one each time cost as much
+        // memset as the appends that fill the segment later.
+        let zeros = Rc::new({
+            let mut buf = file.alloc_dma_buffer(FILL_CHUNK);
+            buf.as_bytes_mut().fill(0);
+            buf
+        });
         let mut at = 0;
         while at < size {
             let len = FILL_CHUNK.min((size - at) as usize);
-            let mut buf = file.alloc_dma_buffer(len);
-            buf.as_bytes_mut().fill(0);
             let started = std::time::Instant::now();
-            file.write_at(buf, at).await.map_err(io("zero-fill"))?;
+            let written = if len == FILL_CHUNK {
+                file.write_rc_at(zeros.clone(), at).await
+            } else {
+                let mut buf = file.alloc_dma_buffer(len);
+                buf.as_bytes_mut().fill(0);
+                file.write_at(buf, at).await
+            };
+            let written = written.map_err(io("zero-fill"))?;
+            if written != len {
+                let short = format!("wrote {written} of {len} bytes");
+                return Err(StoreError::io("zero-fill", final_path_display(base), short));
+            }
             at += len as u64;
             if !urgent() {
                 glommio::timer::sleep(started.elapsed() * FILL_REST_FACTOR).await;
