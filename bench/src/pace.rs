@@ -7,33 +7,25 @@
 
 use std::time::{Duration, Instant};
 
-/// One sender's schedule.
+/// The schedule all senders share: send number `n` (its ticket) is due at `start + n / rate`.
+/// Whichever sender is free takes the next ticket, so one slow answer delays one send instead of
+/// every later send of a sender with its own fixed share of the schedule (which then never
+/// catches up, and reports its backlog as latency).
 #[derive(Debug, Clone)]
 pub struct Pacer {
-    first: Instant,
-    interval: Option<Duration>,
-    sent: u32,
+    start: Instant,
+    rate: f64,
 }
 
 impl Pacer {
-    /// The schedule of sender `index` of `senders`, which together offer `rate` sends per second
-    /// (0 = as fast as possible). Senders are spread evenly over one interval so that their sends
-    /// do not arrive in bursts.
-    pub fn new(start: Instant, rate: f64, index: usize, senders: usize) -> Self {
-        if rate <= 0.0 || senders == 0 {
-            return Self { first: start, interval: None, sent: 0 };
-        }
-        let interval = Duration::from_secs_f64(senders as f64 / rate);
-        let phase = interval.mul_f64(index as f64 / senders as f64);
-        Self { first: start + phase, interval: Some(interval), sent: 0 }
+    /// `rate` sends per second from `start` on; 0 = as fast as possible.
+    pub fn new(start: Instant, rate: f64) -> Self {
+        Self { start, rate }
     }
 
-    /// When the next send should start; `None` when unpaced (start it now).
-    pub fn next_intended(&mut self) -> Option<Instant> {
-        let interval = self.interval?;
-        let at = self.first + interval * self.sent;
-        self.sent = self.sent.saturating_add(1);
-        Some(at)
+    /// When send number `ticket` is due; `None` when unpaced (start it now).
+    pub fn intended(&self, ticket: u64) -> Option<Instant> {
+        (self.rate > 0.0).then(|| self.start + Duration::from_secs_f64(ticket as f64 / self.rate))
     }
 }
 
@@ -42,32 +34,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unpaced_senders_have_no_schedule() {
-        let mut pacer = Pacer::new(Instant::now(), 0.0, 0, 4);
-        assert_eq!(pacer.next_intended(), None);
-        assert_eq!(pacer.next_intended(), None);
+    fn unpaced_sends_have_no_schedule() {
+        let pacer = Pacer::new(Instant::now(), 0.0);
+        assert_eq!(pacer.intended(0), None);
+        assert_eq!(pacer.intended(7), None);
     }
 
     #[test]
-    fn intended_times_follow_the_rate_whatever_the_sender_does() {
+    fn send_n_is_due_at_n_over_the_rate() {
         let start = Instant::now();
-        // 4 senders offering 1000/s together: each sends every 4 ms, phases 1 ms apart.
-        let mut second = Pacer::new(start, 1000.0, 1, 4);
-        let times: Vec<Duration> = (0..3).map(|_| second.next_intended().expect("paced") - start).collect();
-        assert_eq!(times, [Duration::from_millis(1), Duration::from_millis(5), Duration::from_millis(9)]);
+        let pacer = Pacer::new(start, 1000.0);
+        let due: Vec<Duration> = [0, 1, 250, 1000].iter().map(|&n| pacer.intended(n).expect("paced") - start).collect();
+        assert_eq!(due, [Duration::ZERO, Duration::from_millis(1), Duration::from_millis(250), Duration::from_secs(1)]);
     }
 
     #[test]
-    fn senders_together_offer_the_rate() {
+    fn the_schedule_offers_the_rate() {
         let start = Instant::now();
-        let mut pacers: Vec<Pacer> = (0..3).map(|i| Pacer::new(start, 300.0, i, 3)).collect();
+        let pacer = Pacer::new(start, 300.0);
         let window = start + Duration::from_secs(1);
-        let mut within = 0;
-        for pacer in &mut pacers {
-            while pacer.next_intended().expect("paced") < window {
-                within += 1;
-            }
-        }
+        let within = (0..).take_while(|&n| pacer.intended(n).expect("paced") < window).count();
         assert_eq!(within, 300);
     }
 }

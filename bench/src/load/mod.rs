@@ -249,14 +249,19 @@ pub async fn run(load: Load) -> Result<Report> {
             tracing::debug!(connection = n, client = producer.client_id(), "producer ready");
             producers.push(producer);
         }
-        let start = Instant::now();
+        let pacer = Pacer::new(Instant::now(), load.rate);
         for index in 0..load.producers {
             let tally = Phased::default();
             sent.push(tally.clone());
-            let pacer = Pacer::new(start, load.rate, index, load.producers);
             let producer = producers[index % producers.len()].clone();
             shared.running.fetch_add(1, Ordering::SeqCst);
-            workers.push(tokio::spawn(sender::send_loop(shared.clone(), producer, pacer, tally, stop_rx.clone())));
+            workers.push(tokio::spawn(sender::send_loop(
+                shared.clone(),
+                producer,
+                pacer.clone(),
+                tally,
+                stop_rx.clone(),
+            )));
         }
     }
 

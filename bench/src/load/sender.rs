@@ -1,4 +1,4 @@
-//! The senders: each draws tickets, waits for its scheduled time, sends (sync, async or
+//! The senders: each draws the next ticket, waits for its scheduled time, sends (sync, async or
 //! oneway, one message or a batch) and records the outcome in its tally.
 
 use std::sync::atomic::Ordering;
@@ -26,7 +26,7 @@ impl Drop for Running {
 pub(crate) async fn send_loop(
     shared: Arc<Shared>,
     producer: Producer,
-    mut pacer: Pacer,
+    pacer: Pacer,
     tally: Phased,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -45,7 +45,7 @@ pub(crate) async fn send_loop(
             break;
         }
         let tally = tally.pick(ticket >= shared.measure_from.load(Ordering::SeqCst)).clone();
-        let intended = match pacer.next_intended() {
+        let intended = match pacer.intended(ticket) {
             Some(at) => {
                 tokio::select! {
                     _ = tokio::time::sleep_until(at.into()) => {}
