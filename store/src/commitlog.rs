@@ -156,6 +156,11 @@ struct Inner {
     state: RefCell<State>,
     wake_writer: LocalSender<()>,
     wake_allocator: LocalSender<()>,
+    /// SYNC_FLUSH: tells the syncer that more data is written.
+    wake_syncer: LocalSender<()>,
+    /// One fdatasync at a time: a sync that found nothing to do while another was still in
+    /// flight would otherwise call data durable before it is.
+    sync_turn: glommio::sync::Semaphore,
     /// Set by `close`: tasks finish what is pending and exit.
     closed: Cell<bool>,
 }
@@ -230,6 +235,7 @@ impl CommitLog {
 
         let (wake_writer, writer_rx) = local_channel::new_bounded(1);
         let (wake_allocator, allocator_rx) = local_channel::new_bounded(1);
+        let (wake_syncer, syncer_rx) = local_channel::new_bounded(1);
         let mut cache = TailCache::default();
         // The page holding the end is rewritten whole by the next write: keep its prefix.
         let page = align_down(end);
@@ -258,13 +264,20 @@ impl CommitLog {
                 state: RefCell::new(state),
                 wake_writer,
                 wake_allocator,
+                wake_syncer,
+                sync_turn: glommio::sync::Semaphore::new(1),
                 closed: Cell::new(false),
             }),
         };
         glommio::spawn_local(writer(log.inner.clone(), writer_rx)).detach();
         glommio::spawn_local(allocator(log.inner.clone(), allocator_rx)).detach();
-        if log.inner.config.flush_disk_type == FlushDiskType::AsyncFlush {
-            glommio::spawn_local(periodic_flush(Rc::downgrade(&log.inner))).detach();
+        match log.inner.config.flush_disk_type {
+            FlushDiskType::AsyncFlush => {
+                glommio::spawn_local(periodic_flush(Rc::downgrade(&log.inner))).detach();
+            }
+            FlushDiskType::SyncFlush => {
+                glommio::spawn_local(syncer(log.inner.clone(), syncer_rx)).detach();
+            }
         }
         let _ = log.inner.wake_allocator.try_send(());
         Ok((log, report))
@@ -535,6 +548,7 @@ impl CommitLog {
         self.inner.closed.set(true);
         let _ = self.inner.wake_writer.try_send(());
         let _ = self.inner.wake_allocator.try_send(());
+        let _ = self.inner.wake_syncer.try_send(());
         flushed
     }
 }
@@ -640,13 +654,38 @@ async fn writer(inner: Rc<Inner>, wake: LocalReceiver<()>) {
             st.written = end;
             st.unsynced.insert(base);
         }
-        if inner.config.flush_disk_type == FlushDiskType::SyncFlush {
+        match inner.config.flush_disk_type {
+            FlushDiskType::AsyncFlush => acknowledge(&inner),
+            // The syncer acknowledges; meanwhile this loop writes what was appended since, so
+            // that the next sync finds it written (a write and a sync overlap).
+            FlushDiskType::SyncFlush => {
+                let _ = inner.wake_syncer.try_send(());
+            }
+        }
+    }
+}
+
+/// SYNC_FLUSH: syncs whatever is written and not yet synced, one fdatasync serving every
+/// append it covers (group commit), and acknowledges them.
+async fn syncer(inner: Rc<Inner>, wake: LocalReceiver<()>) {
+    loop {
+        loop {
+            let pending = {
+                let st = inner.state.borrow();
+                st.failed.is_none() && st.written > st.synced
+            };
+            if !pending {
+                break;
+            }
             if let Err(e) = sync(&inner).await {
                 fail(&inner, e.to_string());
                 return;
             }
+            acknowledge(&inner);
         }
-        acknowledge(&inner);
+        if inner.closed.get() || wake.recv().await.is_none() {
+            return;
+        }
     }
 }
 
@@ -669,6 +708,7 @@ fn acknowledge(inner: &Inner) {
 
 /// fdatasync of every segment written since its last sync.
 async fn sync(inner: &Inner) -> Result<(), StoreError> {
+    let _turn = inner.sync_turn.acquire_permit(1).await.map_err(|e| io_err("fdatasync", &inner.config, e))?;
     let (target, files) = {
         let mut st = inner.state.borrow_mut();
         let bases = std::mem::take(&mut st.unsynced);
