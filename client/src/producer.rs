@@ -11,7 +11,7 @@ use wire::body::MessageQueue;
 use wire::code::{request, response};
 use wire::header::{SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader};
 use wire::message::{properties, topic, BatchMessage, UniqueIdGenerator};
-use wire::RemotingCommand;
+use wire::{ByteStr, RemotingCommand};
 
 use crate::error::{ClientError, Result};
 use crate::instance::{local_ip, now_ms, ClientConfig, ClientInstance};
@@ -79,6 +79,8 @@ pub struct Producer {
 
 struct Inner {
     config: ProducerConfig,
+    /// The group as a header field, made once rather than copied into every send.
+    group_field: ByteStr,
     instance: Arc<ClientInstance>,
     ids: Mutex<UniqueIdGenerator>,
     next_queue: AtomicUsize,
@@ -98,6 +100,7 @@ impl Producer {
         let ids = UniqueIdGenerator::new(local_ip(), std::process::id(), salt);
         Ok(Producer {
             inner: Arc::new(Inner {
+                group_field: ByteStr::from(config.group.as_str()),
                 config,
                 instance,
                 ids: Mutex::new(ids),
@@ -211,7 +214,7 @@ impl Producer {
             batch.push(BatchMessage {
                 flag: message.flag,
                 body: message.body.clone(),
-                properties: message.encoded_properties().into(),
+                properties: message.encoded_properties(),
             });
         }
         if total > self.inner.config.max_message_size {
@@ -392,7 +395,7 @@ impl Producer {
             })?,
         };
         let header = SendMessageRequestHeader {
-            producer_group: self.inner.config.group.as_str().into(),
+            producer_group: self.inner.group_field.clone(),
             topic: message.topic.as_str().into(),
             default_topic: topic::AUTO_CREATE_TOPIC_KEY.into(),
             default_topic_queue_nums: self.inner.config.default_topic_queue_nums,
@@ -404,7 +407,7 @@ impl Producer {
             },
             born_timestamp: now_ms(),
             flag: message.flag,
-            properties: Some(message.encoded_properties().into()),
+            properties: Some(message.encoded_properties()),
             reconsume_times: Some(0),
             unit_mode: Some(false),
             batch: Some(batch.is_some()),
