@@ -223,8 +223,8 @@ mod fast {
                 return None;
             }
             let start = self.i;
-            let len = self.b[start..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-            Some((start, start + len, self.b[start + len]))
+            let end = start + plain_run(&self.b[start..])?;
+            Some((start, end, self.b[end]))
         }
 
         /// The bounds of a string without escapes.
@@ -282,21 +282,17 @@ mod fast {
                     self.i = end + 1;
                     text(header, (start, end))
                 }
-                (start, _, b'\\') => self.unescape(start),
+                (start, end, b'\\') => self.unescape(start, end),
                 _ => None,
             }
         }
 
-        fn unescape(&mut self, start: usize) -> Option<ByteStr> {
+        /// The string from `start`, whose first escape is at `first_escape`.
+        fn unescape(&mut self, start: usize, first_escape: usize) -> Option<ByteStr> {
             let mut out = Vec::with_capacity(128);
-            let mut i = start;
+            out.extend_from_slice(&self.b[start..first_escape]);
+            let mut i = first_escape;
             loop {
-                // Plain text up to the next quote, escape or control character is copied in one
-                // piece: properties are runs of a few dozen bytes between \u0001 and \u0002.
-                let run = self.b.get(i..)?;
-                let plain = run.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-                out.extend_from_slice(&run[..plain]);
-                i += plain;
                 let c = self.b[i];
                 i += 1;
                 match c {
@@ -304,15 +300,15 @@ mod fast {
                     b'\\' => {
                         let e = *self.b.get(i)?;
                         i += 1;
-                        let plain = match e {
-                            b'"' => b'"',
-                            b'\\' => b'\\',
-                            b'/' => b'/',
-                            b'b' => 0x08,
-                            b'f' => 0x0c,
-                            b'n' => b'\n',
-                            b'r' => b'\r',
-                            b't' => b'\t',
+                        match e {
+                            b'"' => out.push(b'"'),
+                            b'\\' => out.push(b'\\'),
+                            b'/' => out.push(b'/'),
+                            b'b' => out.push(0x08),
+                            b'f' => out.push(0x0c),
+                            b'n' => out.push(b'\n'),
+                            b'r' => out.push(b'\r'),
+                            b't' => out.push(b'\t'),
                             b'u' => {
                                 let unit = hex4(self.b.get(i..i + 4)?)?;
                                 i += 4;
@@ -320,18 +316,27 @@ mod fast {
                                 let ch = char::from_u32(u32::from(unit))?;
                                 let mut utf8 = [0u8; 4];
                                 out.extend_from_slice(ch.encode_utf8(&mut utf8).as_bytes());
-                                continue;
                             }
                             _ => return None,
-                        };
-                        out.push(plain);
+                        }
                     }
                     _ => return None, // a control character
                 }
+                // The plain text up to the next quote, escape or control character, in one piece:
+                // properties are runs of a few dozen bytes between \u0001 and \u0002.
+                let plain = plain_run(self.b.get(i..)?)?;
+                out.extend_from_slice(&self.b[i..i + plain]);
+                i += plain;
             }
             self.i = i;
             String::from_utf8(out).ok().map(ByteStr::from)
         }
+    }
+
+    /// How many bytes of `b` come before a quote, a backslash or a control character; `None`
+    /// when none comes (an unterminated string).
+    fn plain_run(b: &[u8]) -> Option<usize> {
+        b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)
     }
 
     fn hex4(digits: &[u8]) -> Option<u16> {
