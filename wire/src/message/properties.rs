@@ -79,8 +79,15 @@ pub fn get<'a>(properties: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// Encodes pairs as Java 4.9.8 does: separators between pairs, none after the last.
-pub fn encode<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    encode_into(String::new(), pairs)
+/// The text is sized exactly, so that it can become a `Bytes` header field without a copy.
+pub fn encode<'a, I>(pairs: I) -> String
+where
+    I: IntoIterator<Item = (&'a str, &'a str)>,
+    I::IntoIter: Clone,
+{
+    let pairs = pairs.into_iter();
+    let len = pairs.clone().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>().saturating_sub(1);
+    encode_into(String::with_capacity(len), pairs)
 }
 
 fn encode_into<'a>(mut out: String, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
