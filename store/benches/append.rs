@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo bench -p store --bench append`. Env: `APPEND_SECS` (default 3), `APPEND_APPENDERS`
 //! (`1,16,128`), `APPEND_FLUSH` (both, or `ASYNC_FLUSH` / `SYNC_FLUSH`),
-//! `APPEND_SEGMENT_MB` (256), `APPEND_ZERO_FILL` (1), `APPEND_DIR` (a folder under `target/`).
+//! `APPEND_SEGMENT_MB` (256), `APPEND_ZERO_FILL` (1), `APPEND_CACHE_MB` (256), `APPEND_DIR` (a folder under `target/`).
 //! Under `cargo test` it makes one short run as a smoke test.
 
 mod common;
@@ -54,6 +54,7 @@ async fn run(dir: PathBuf, flush: FlushDiskType, appenders: usize, segment_bytes
     config.segment_bytes = segment_bytes;
     config.flush_disk_type = flush;
     config.zero_fill_segments = env_or("APPEND_ZERO_FILL", 1) != 0;
+    config.cache_bytes = (env_or("APPEND_CACHE_MB", 256) as usize) << 20;
     let (log, _) = CommitLog::open(config, None, |_| {}).await.expect("open");
     // Let the first segments be created before measuring.
     log.append(&mut message()).expect("append").wait().await.expect("first append");

@@ -221,7 +221,7 @@ impl CommitLog {
         if let std::collections::btree_map::Entry::Vacant(slot) = segments.entry(current) {
             let started = Instant::now();
             let created =
-                segment::create(&config.dir, current, config.segment_bytes, config.zero_fill_segments, || true);
+                segment::create(&config.dir, current, config.segment_bytes, config.zero_fill_segments, |_| true);
             match created.await {
                 Ok(file) => {
                     slot.insert(file);
@@ -749,10 +749,12 @@ async fn allocator(inner: Rc<Inner>, wake: LocalReceiver<()>) {
             Some(base) => {
                 let started = Instant::now();
                 let config = &inner.config;
-                // Needed soon: the log is in the last quarter before this segment.
-                let urgent = || inner.state.borrow().append_pos + config.segment_bytes / 4 >= base;
-                match segment::create(&config.dir, base, config.segment_bytes, config.zero_fill_segments, urgent).await
-                {
+                let size = config.segment_bytes;
+                let behind = |filled: u64| {
+                    let log_progress = inner.state.borrow().append_pos.saturating_sub(base.saturating_sub(size));
+                    fill_behind(filled, log_progress, size)
+                };
+                match segment::create(&config.dir, base, size, config.zero_fill_segments, behind).await {
                     Ok(file) => {
                         inner.state.borrow_mut().segments.insert(base, file);
                         info!(segment = %segment::file_name(base), took = ?started.elapsed(), "CommitLog segment ready");
@@ -771,6 +773,14 @@ async fn allocator(inner: Rc<Inner>, wake: LocalReceiver<()>) {
             }
         }
     }
+}
+
+/// Whether the zero-fill of the next segment, `filled` bytes in, is behind schedule while the
+/// log is `log_progress` bytes into the segment before it. On schedule, the fill is twice as far
+/// into its segment as the log is into the previous one (plus a head start), so it ends when the
+/// log is about halfway there, spread evenly instead of in a burst that delays appends.
+fn fill_behind(filled: u64, log_progress: u64, segment_bytes: u64) -> bool {
+    filled < (2 * log_progress + segment_bytes / 16).min(segment_bytes)
 }
 
 /// ASYNC_FLUSH: fdatasync every `flushIntervalCommitLog`.
@@ -950,4 +960,20 @@ async fn discard_after(
     }
     file.fdatasync().await.map_err(|e| io_err("fdatasync", config, e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fill_behind;
+
+    #[test]
+    fn the_fill_keeps_twice_the_logs_pace_and_finishes_by_halfway() {
+        let size = 1600;
+        assert!(fill_behind(0, 0, size), "a head start is filled at once");
+        assert!(!fill_behind(100, 0, size), "then the fill rests while the log is idle");
+        assert!(fill_behind(300, 200, size), "log 1/8 in: the fill must be 1/4 + 1/16 in");
+        assert!(!fill_behind(500, 200, size));
+        assert!(fill_behind(1599, 750, size), "done by the time the log is about halfway");
+        assert!(!fill_behind(1600, 1600, size), "a finished fill is never behind");
+    }
 }

@@ -11,7 +11,7 @@ use crate::error::StoreError;
 use crate::PAGE;
 
 /// Zero-fill write size.
-const FILL_CHUNK: usize = 1 << 20;
+const FILL_CHUNK: usize = 256 << 10;
 
 pub(crate) fn file_name(base: u64) -> String {
     format!("{base:020}")
@@ -71,21 +71,21 @@ pub(crate) async fn open(dir: &Path, base: u64) -> Result<Rc<DmaFile>, StoreErro
     Ok(Rc::new(file))
 }
 
-/// Share of the disk's time a zero-fill that is not yet needed may take: after each chunk it
+/// Share of the disk's time a zero-fill that is ahead of schedule may take: after each chunk it
 /// rests this many times as long as the chunk took. Filling back to back, 1 MiB writes queued
 /// ahead of the appends' writes cut append throughput for seconds (seen here: a 1 GiB fill made
 /// the first 4 s of a run 2-10x slower).
 const FILL_REST_FACTOR: u32 = 3;
 
 /// Creates the segment starting at `base`: allocated at full size, zero-filled if asked, synced,
-/// then renamed into place. While `urgent()` is false the fill yields most of the disk to the
-/// appends.
+/// then renamed into place. The fill rests between chunks unless `behind(bytes filled)` says
+/// it must hurry.
 pub(crate) async fn create(
     dir: &Path,
     base: u64,
     size: u64,
     zero_fill: bool,
-    urgent: impl Fn() -> bool,
+    behind: impl Fn(u64) -> bool,
 ) -> Result<Rc<DmaFile>, StoreError> {
     let final_path = path(dir, base);
     let tmp = dir.join(format!("{}.tmp", file_name(base)));
@@ -124,7 +124,7 @@ pub(crate) async fn create(
                 return Err(StoreError::io("zero-fill", final_path_display(base), short));
             }
             at += len as u64;
-            if !urgent() {
+            if !behind(at) {
                 glommio::timer::sleep(started.elapsed() * FILL_REST_FACTOR).await;
             }
         }
