@@ -5,13 +5,17 @@
 //! An append is synchronous up to the point where its offsets are known: it encodes the record
 //! into the in-memory tail and returns a [`Durable`] future. A writer task gathers everything
 //! appended since the last write into one aligned write (up to `max_write_bytes`, with up to
-//! `writes_in_flight` writes outstanding), applies completions in order, syncs under
-//! SYNC_FLUSH, and wakes the appenders whose records are covered: many appends share one write
-//! and one fdatasync (group commit).
+//! `writes_in_flight` writes outstanding), applies completions in log order and wakes the
+//! appenders whose records are covered: many appends share one write (group commit). Under
+//! SYNC_FLUSH segments are opened O_DSYNC, so a write completes once its data is durable: the
+//! kernel flushes the disk's cache as each write ends, with no fdatasync round trip through the
+//! executor in between, and the flushes of writes in flight overlap.
 //!
-//! A page that ends part-way is written padded with zeros and rewritten, whole, by the next
-//! write; such a rewrite waits until no write is in flight, so two writes of one page never
-//! race. A failed write or sync fails every waiting append and makes the log read-only.
+//! A page that ends part-way is written padded with zeros and rewritten, whole, by a later
+//! write. Two writes of one page never race: while the first is in flight, the next write
+//! starts at the following page, and the rest of the busy page is rewritten once the first
+//! completes. Appends are acknowledged in log order, so an acknowledged record never has a hole
+//! before it. A failed write or sync fails every waiting append and makes the log read-only.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -29,7 +33,7 @@ use wire::message::{StoredMessage, BLANK_MAGIC_CODE, MESSAGE_MAGIC_CODE};
 
 use crate::config::{CommitLogConfig, FlushDiskType};
 use crate::error::StoreError;
-use crate::segment::{self, align_down, align_up};
+use crate::segment::{self, align_down, align_up, FillPace};
 use crate::tail::{Kind, TailCache};
 use crate::PAGE;
 
@@ -141,6 +145,10 @@ struct State {
     chunks: VecDeque<Bytes>,
     /// End of the data handed to writes.
     issued_end: u64,
+    /// The writes between `written` and `issued_end`, in log order.
+    pieces: VecDeque<Piece>,
+    /// Pages rewritten after the write in flight on them completed (a diagnostic).
+    deferred_pages: u64,
     /// End of the data whose writes completed, in order.
     written: u64,
     /// End of the data covered by a completed fdatasync.
@@ -156,8 +164,6 @@ struct Inner {
     state: RefCell<State>,
     wake_writer: LocalSender<()>,
     wake_allocator: LocalSender<()>,
-    /// SYNC_FLUSH: tells the syncer that more data is written.
-    wake_syncer: LocalSender<()>,
     /// One fdatasync at a time: a sync that found nothing to do while another was still in
     /// flight would otherwise call data durable before it is.
     sync_turn: glommio::sync::Semaphore,
@@ -212,7 +218,7 @@ impl CommitLog {
                     config.segment_bytes
                 )));
             }
-            segments.insert(*base, segment::open(&config.dir, *base).await?);
+            segments.insert(*base, segment::open(&config.dir, *base, config.dsync()).await?);
         }
         let (end, report) = recover(&config, &mut segments, scan_from, &mut on_record).await?;
         // The segment appends go to next is ready before the log is: the first sends of a new
@@ -220,8 +226,14 @@ impl CommitLog {
         let current = end / config.segment_bytes * config.segment_bytes;
         if let std::collections::btree_map::Entry::Vacant(slot) = segments.entry(current) {
             let started = Instant::now();
-            let created =
-                segment::create(&config.dir, current, config.segment_bytes, config.zero_fill_segments, |_| true);
+            let created = segment::create(
+                &config.dir,
+                current,
+                config.segment_bytes,
+                config.zero_fill_segments,
+                config.dsync(),
+                |_| FillPace::FarBehind,
+            );
             match created.await {
                 Ok(file) => {
                     slot.insert(file);
@@ -235,7 +247,6 @@ impl CommitLog {
 
         let (wake_writer, writer_rx) = local_channel::new_bounded(1);
         let (wake_allocator, allocator_rx) = local_channel::new_bounded(1);
-        let (wake_syncer, syncer_rx) = local_channel::new_bounded(1);
         let mut cache = TailCache::default();
         // The page holding the end is rewritten whole by the next write: keep its prefix.
         let page = align_down(end);
@@ -252,6 +263,8 @@ impl CommitLog {
             chunk: BytesMut::new(),
             chunks: VecDeque::new(),
             issued_end: end,
+            pieces: VecDeque::new(),
+            deferred_pages: 0,
             written: end,
             synced: end,
             unsynced: BTreeSet::new(),
@@ -264,20 +277,14 @@ impl CommitLog {
                 state: RefCell::new(state),
                 wake_writer,
                 wake_allocator,
-                wake_syncer,
                 sync_turn: glommio::sync::Semaphore::new(1),
                 closed: Cell::new(false),
             }),
         };
         glommio::spawn_local(writer(log.inner.clone(), writer_rx)).detach();
         glommio::spawn_local(allocator(log.inner.clone(), allocator_rx)).detach();
-        match log.inner.config.flush_disk_type {
-            FlushDiskType::AsyncFlush => {
-                glommio::spawn_local(periodic_flush(Rc::downgrade(&log.inner))).detach();
-            }
-            FlushDiskType::SyncFlush => {
-                glommio::spawn_local(syncer(log.inner.clone(), syncer_rx)).detach();
-            }
+        if log.inner.config.flush_disk_type == FlushDiskType::AsyncFlush {
+            glommio::spawn_local(periodic_flush(Rc::downgrade(&log.inner))).detach();
         }
         let _ = log.inner.wake_allocator.try_send(());
         Ok((log, report))
@@ -304,6 +311,12 @@ impl CommitLog {
     /// Local offset up to which an fdatasync covered the log.
     pub fn synced_end(&self) -> u64 {
         self.inner.state.borrow().synced
+    }
+
+    /// How many times a write started past a page still being written, leaving that page's
+    /// rest to a rewrite once the first write completed.
+    pub fn deferred_page_rewrites(&self) -> u64 {
+        self.inner.state.borrow().deferred_pages
     }
 
     /// Bytes of the log tail held in memory.
@@ -548,7 +561,6 @@ impl CommitLog {
         self.inner.closed.set(true);
         let _ = self.inner.wake_writer.try_send(());
         let _ = self.inner.wake_allocator.try_send(());
-        let _ = self.inner.wake_syncer.try_send(());
         flushed
     }
 }
@@ -585,108 +597,168 @@ async fn read_exact(file: &DmaFile, pos: u64, size: usize) -> Result<Bytes, Stri
     Ok(Bytes::copy_from_slice(&got[..size]))
 }
 
-/// A write ready to go.
+/// A byte range of the log, `[start, end)`, made durable by one write. Pieces are kept in
+/// log order and together cover `[written, issued_end)`.
+struct Piece {
+    start: u64,
+    end: u64,
+    state: PieceState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PieceState {
+    /// The rest of a page whose first part an earlier piece is still writing. Two writes of one
+    /// page in flight at once may land in either order, so this one waits for that write to
+    /// complete and then rewrites the page whole; the writes after it need not wait.
+    Deferred,
+    InFlight,
+    Done,
+    Failed(String),
+}
+
+/// A write ready to go: `pages` bytes of the log, page-aligned, from local offset `from`.
 struct Plan {
     file: Rc<DmaFile>,
     base: u64,
-    pos: u64,
+    from: u64,
     buf: glommio::io::DmaBuffer,
-    end: u64,
 }
 
-/// The next write, if one may start now.
-fn plan_write(inner: &Inner, st: &State, in_flight: usize) -> Option<Plan> {
+impl Plan {
+    /// The pages covering `[start, end)`, filled from the tail cache (`end` within the segment).
+    fn new(st: &State, segment_bytes: u64, start: u64, end: u64) -> Option<Plan> {
+        let base = start / segment_bytes * segment_bytes;
+        let file = st.segments.get(&base)?.clone();
+        let from = align_down(start);
+        let mut buf = file.alloc_dma_buffer((align_up(end) - from) as usize);
+        st.cache.copy_range(from, buf.as_bytes_mut());
+        Some(Plan { file, base, from, buf })
+    }
+}
+
+/// The next write, if one may start now, with the pieces it adds (a deferred page first).
+fn plan_write(inner: &Inner, st: &mut State) -> Option<(u64, Plan)> {
     let config = &inner.config;
-    if st.failed.is_some() || st.issued_end >= st.append_pos {
+    if st.failed.is_some() {
         return None;
     }
-    if in_flight > 0 && !st.issued_end.is_multiple_of(PAGE as u64) {
-        return None; // the next write rewrites a page still being written
+    let in_flight = st.pieces.iter().filter(|p| p.state == PieceState::InFlight).count();
+    if in_flight >= config.writes_in_flight {
+        return None;
     }
-    let base = st.issued_end / config.segment_bytes * config.segment_bytes;
-    let file = st.segments.get(&base)?.clone();
-    let start = align_down(st.issued_end);
-    let end = st.append_pos.min(base + config.segment_bytes).min(start + config.max_write_bytes as u64);
-    let len = (align_up(end) - start) as usize;
-    let mut buf = file.alloc_dma_buffer(len);
-    st.cache.copy_range(start, buf.as_bytes_mut());
-    Some(Plan { file, base, pos: start - base, buf, end })
+    // A deferred page whose earlier write completed goes first: later data waits on it.
+    let mut previous_done = true;
+    for (i, piece) in st.pieces.iter().enumerate() {
+        if piece.state == PieceState::Deferred && previous_done {
+            let plan = Plan::new(st, config.segment_bytes, piece.start, piece.end)?;
+            st.pieces[i].state = PieceState::InFlight;
+            return Some((st.pieces[i].start, plan));
+        }
+        previous_done = piece.state == PieceState::Done;
+    }
+    let mut start = st.issued_end;
+    if start >= st.append_pos {
+        return None;
+    }
+    // Bounded so that recovery's discard window covers whatever a crash leaves in flight.
+    let limit = st.written + (config.writes_in_flight * config.max_write_bytes) as u64;
+    let page_busy = !start.is_multiple_of(PAGE as u64) && st.pieces.back().is_some_and(|p| p.state != PieceState::Done);
+    let mut deferred = None;
+    if page_busy {
+        let next_page = align_up(start);
+        if st.append_pos <= next_page || next_page >= limit {
+            return None; // nothing past the busy page yet: its rewrite will carry it
+        }
+        deferred = Some(Piece { start, end: next_page, state: PieceState::Deferred });
+        start = next_page;
+    }
+    let base = start / config.segment_bytes * config.segment_bytes;
+    let end = st
+        .append_pos
+        .min(base + config.segment_bytes)
+        .min(align_down(start) + config.max_write_bytes as u64)
+        .min(limit);
+    if end <= start {
+        return None;
+    }
+    let plan = Plan::new(st, config.segment_bytes, start, end)?;
+    if let Some(piece) = deferred {
+        st.pieces.push_back(piece);
+        st.deferred_pages += 1;
+    }
+    st.pieces.push_back(Piece { start, end, state: PieceState::InFlight });
+    st.issued_end = end;
+    Some((start, plan))
 }
 
-type WriteTask = glommio::Task<Result<usize, String>>;
-
+/// Issues writes while the pipeline has room, and applies completed ones in log order.
 async fn writer(inner: Rc<Inner>, wake: LocalReceiver<()>) {
-    let mut in_flight: VecDeque<(u64, u64, WriteTask)> = VecDeque::new();
-    loop {
-        while in_flight.len() < inner.config.writes_in_flight {
-            let plan = {
-                let st = inner.state.borrow();
-                plan_write(&inner, &st, in_flight.len())
-            };
-            let Some(plan) = plan else { break };
-            inner.state.borrow_mut().issued_end = plan.end;
-            let Plan { file, base, pos, buf, end } = plan;
-            let task = glommio::spawn_local(async move { file.write_at(buf, pos).await.map_err(|e| e.to_string()) });
-            in_flight.push_back((end, base, task));
-        }
-        let Some((end, base, task)) = in_flight.pop_front() else {
-            let idle = {
-                let st = inner.state.borrow();
-                st.issued_end >= st.append_pos || st.failed.is_some()
-            };
-            if inner.closed.get() && idle {
-                return;
-            }
-            if wake.recv().await.is_none() {
-                return;
-            }
-            continue;
-        };
-        if let Err(reason) = task.await {
-            fail(&inner, format!("CommitLog write failed: {reason}"));
-            for (_, _, task) in in_flight.drain(..) {
-                let _ = task.await;
-            }
-            return;
-        }
-        {
-            let mut st = inner.state.borrow_mut();
-            st.written = end;
-            st.unsynced.insert(base);
-        }
-        match inner.config.flush_disk_type {
-            FlushDiskType::AsyncFlush => acknowledge(&inner),
-            // The syncer acknowledges; meanwhile this loop writes what was appended since, so
-            // that the next sync finds it written (a write and a sync overlap).
-            FlushDiskType::SyncFlush => {
-                let _ = inner.wake_syncer.try_send(());
-            }
-        }
-    }
-}
-
-/// SYNC_FLUSH: syncs whatever is written and not yet synced, one fdatasync serving every
-/// append it covers (group commit), and acknowledges them.
-async fn syncer(inner: Rc<Inner>, wake: LocalReceiver<()>) {
     loop {
         loop {
-            let pending = {
-                let st = inner.state.borrow();
-                st.failed.is_none() && st.written > st.synced
-            };
-            if !pending {
-                break;
-            }
-            if let Err(e) = sync(&inner).await {
-                fail(&inner, e.to_string());
-                return;
-            }
-            acknowledge(&inner);
+            let planned = plan_write(&inner, &mut inner.state.borrow_mut());
+            let Some((start, Plan { file, base, from, buf })) = planned else { break };
+            let inner = inner.clone();
+            glommio::spawn_local(async move {
+                let outcome = file.write_at(buf, from - base).await;
+                let state = match outcome {
+                    Ok(_) => PieceState::Done,
+                    Err(e) => PieceState::Failed(e.to_string()),
+                };
+                complete_piece(&inner, start, base, state);
+            })
+            .detach();
         }
-        if inner.closed.get() || wake.recv().await.is_none() {
+        let idle = {
+            let st = inner.state.borrow();
+            st.pieces.is_empty() && st.issued_end >= st.append_pos
+        };
+        if inner.state.borrow().failed.is_some() || inner.closed.get() && idle {
+            return;
+        }
+        if wake.recv().await.is_none() {
             return;
         }
     }
+}
+
+/// Records the outcome of the write of the piece at `start`, moves `written` over the pieces
+/// complete in log order, and acknowledges what is now durable.
+fn complete_piece(inner: &Inner, start: u64, base: u64, outcome: PieceState) {
+    let failure = {
+        let mut st = inner.state.borrow_mut();
+        if inner.config.flush_disk_type == FlushDiskType::AsyncFlush {
+            st.unsynced.insert(base);
+        }
+        if let Some(piece) = st.pieces.iter_mut().find(|p| p.start == start) {
+            piece.state = outcome;
+        }
+        let mut failure = None;
+        while let Some(piece) = st.pieces.front() {
+            match &piece.state {
+                PieceState::Done => {
+                    let end = piece.end;
+                    st.written = end;
+                    // Under SYNC_FLUSH written through O_DSYNC: durable on completion.
+                    if inner.config.flush_disk_type == FlushDiskType::SyncFlush {
+                        st.synced = end;
+                    }
+                    st.pieces.pop_front();
+                }
+                PieceState::Failed(reason) => {
+                    failure = Some(reason.clone());
+                    break;
+                }
+                PieceState::Deferred | PieceState::InFlight => break,
+            }
+        }
+        failure
+    };
+    if let Some(reason) = failure {
+        fail(inner, format!("CommitLog write failed: {reason}"));
+        return;
+    }
+    acknowledge(inner);
+    let _ = inner.wake_writer.try_send(());
 }
 
 /// Wakes the appends whose records are durable, and trims the cache.
@@ -750,11 +822,11 @@ async fn allocator(inner: Rc<Inner>, wake: LocalReceiver<()>) {
                 let started = Instant::now();
                 let config = &inner.config;
                 let size = config.segment_bytes;
-                let behind = |filled: u64| {
+                let pace = |filled: u64| {
                     let log_progress = inner.state.borrow().append_pos.saturating_sub(base.saturating_sub(size));
-                    fill_behind(filled, log_progress, size)
+                    fill_pace(filled, log_progress, size)
                 };
-                match segment::create(&config.dir, base, size, config.zero_fill_segments, behind).await {
+                match segment::create(&config.dir, base, size, config.zero_fill_segments, config.dsync(), pace).await {
                     Ok(file) => {
                         inner.state.borrow_mut().segments.insert(base, file);
                         info!(segment = %segment::file_name(base), took = ?started.elapsed(), "CommitLog segment ready");
@@ -775,12 +847,18 @@ async fn allocator(inner: Rc<Inner>, wake: LocalReceiver<()>) {
     }
 }
 
-/// Whether the zero-fill of the next segment, `filled` bytes in, is behind schedule while the
-/// log is `log_progress` bytes into the segment before it. On schedule, the fill is twice as far
-/// into its segment as the log is into the previous one (plus a head start), so it ends when the
-/// log is about halfway there, spread evenly instead of in a burst that delays appends.
-fn fill_behind(filled: u64, log_progress: u64, segment_bytes: u64) -> bool {
-    filled < (2 * log_progress + segment_bytes / 16).min(segment_bytes)
+/// How the zero-fill of the next segment, `filled` bytes in, stands while the log is
+/// `log_progress` bytes into the segment before it. On schedule, the fill is twice as far into
+/// its segment as the log is into the previous one (plus a head start), so it ends when the log
+/// is about halfway there, spread evenly instead of in a burst that delays appends.
+fn fill_pace(filled: u64, log_progress: u64, segment_bytes: u64) -> FillPace {
+    if filled >= (2 * log_progress + segment_bytes / 16).min(segment_bytes) {
+        FillPace::Ahead
+    } else if filled >= log_progress {
+        FillPace::Behind
+    } else {
+        FillPace::FarBehind
+    }
 }
 
 /// ASYNC_FLUSH: fdatasync every `flushIntervalCommitLog`.
@@ -964,16 +1042,17 @@ async fn discard_after(
 
 #[cfg(test)]
 mod tests {
-    use super::fill_behind;
+    use super::{fill_pace, FillPace};
 
     #[test]
     fn the_fill_keeps_twice_the_logs_pace_and_finishes_by_halfway() {
         let size = 1600;
-        assert!(fill_behind(0, 0, size), "a head start is filled at once");
-        assert!(!fill_behind(100, 0, size), "then the fill rests while the log is idle");
-        assert!(fill_behind(300, 200, size), "log 1/8 in: the fill must be 1/4 + 1/16 in");
-        assert!(!fill_behind(500, 200, size));
-        assert!(fill_behind(1599, 750, size), "done by the time the log is about halfway");
-        assert!(!fill_behind(1600, 1600, size), "a finished fill is never behind");
+        assert_eq!(fill_pace(0, 0, size), FillPace::Behind, "a head start is filled at once");
+        assert_eq!(fill_pace(100, 0, size), FillPace::Ahead, "then the fill rests while the log is idle");
+        assert_eq!(fill_pace(300, 200, size), FillPace::Behind, "log 1/8 in: the fill must be 1/4 + 1/16 in");
+        assert_eq!(fill_pace(500, 200, size), FillPace::Ahead);
+        assert_eq!(fill_pace(100, 200, size), FillPace::FarBehind, "slower than the log itself");
+        assert_eq!(fill_pace(1599, 750, size), FillPace::Behind, "done by the time the log is about halfway");
+        assert_eq!(fill_pace(1600, 1600, size), FillPace::Ahead, "a finished fill is never behind");
     }
 }

@@ -72,6 +72,11 @@ impl CommitLogConfig {
         }
     }
 
+    /// Whether segment writes are durable on completion (O_DSYNC): under SYNC_FLUSH.
+    pub(crate) fn dsync(&self) -> bool {
+        self.flush_disk_type == FlushDiskType::SyncFlush
+    }
+
     pub fn validate(&self) -> Result<(), StoreError> {
         let bad = |m: String| Err(StoreError::Config(m));
         if self.segment_bytes < 64 * 1024 || !self.segment_bytes.is_multiple_of(crate::PAGE as u64) {

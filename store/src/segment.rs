@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use glommio::io::{Directory, DmaFile, OpenOptions};
+use glommio::io::{Directory, DmaBuffer, DmaFile, OpenOptions};
 use tracing::debug;
 
 use crate::error::StoreError;
@@ -12,6 +12,8 @@ use crate::PAGE;
 
 /// Zero-fill write size.
 const FILL_CHUNK: usize = 256 << 10;
+/// Zero-fill writes in flight at once while the fill is far behind schedule.
+const FILL_DEPTH: usize = 4;
 
 pub(crate) fn file_name(base: u64) -> String {
     format!("{base:020}")
@@ -59,16 +61,32 @@ pub(crate) async fn prime_iopoll_probe(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Opens an existing segment for reading and writing.
-pub(crate) async fn open(dir: &Path, base: u64) -> Result<Rc<DmaFile>, StoreError> {
+/// Opens an existing segment for reading and writing. With `dsync` (SYNC_FLUSH), a write
+/// completes only once its data is durable (O_DSYNC): the kernel flushes the disk's cache right
+/// after each write, so no separate fdatasync round trip is needed and writes in flight
+/// overlap their flushes.
+pub(crate) async fn open(dir: &Path, base: u64, dsync: bool) -> Result<Rc<DmaFile>, StoreError> {
     let path = path(dir, base);
+    let flags = if dsync { nix::fcntl::OFlag::O_DSYNC.bits() } else { 0 };
     let file = OpenOptions::new()
         .read(true)
         .write(true)
+        .custom_flags(flags)
         .dma_open(&path)
         .await
         .map_err(|e| StoreError::io("open", &path, e))?;
     Ok(Rc::new(file))
+}
+
+/// Where a zero-fill stands against its schedule (see `CommitLog`'s allocator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FillPace {
+    /// Rests between chunks, leaving most of the disk to the appends.
+    Ahead,
+    /// One chunk after another.
+    Behind,
+    /// Slower than the log itself: several chunks at once.
+    FarBehind,
 }
 
 /// Share of the disk's time a zero-fill that is ahead of schedule may take: after each chunk it
@@ -78,14 +96,15 @@ pub(crate) async fn open(dir: &Path, base: u64) -> Result<Rc<DmaFile>, StoreErro
 const FILL_REST_FACTOR: u32 = 3;
 
 /// Creates the segment starting at `base`: allocated at full size, zero-filled if asked, synced,
-/// then renamed into place. The fill rests between chunks unless `behind(bytes filled)` says
-/// it must hurry.
+/// then renamed into place. `pace(bytes filled)` says whether the fill rests between chunks or
+/// hurries.
 pub(crate) async fn create(
     dir: &Path,
     base: u64,
     size: u64,
     zero_fill: bool,
-    behind: impl Fn(u64) -> bool,
+    dsync: bool,
+    pace: impl Fn(u64) -> FillPace,
 ) -> Result<Rc<DmaFile>, StoreError> {
     let final_path = path(dir, base);
     let tmp = dir.join(format!("{}.tmp", file_name(base)));
@@ -99,6 +118,7 @@ pub(crate) async fn create(
         .await
         .map_err(io("create"))?;
     file.pre_allocate(size, false).await.map_err(io("preallocate"))?;
+    let file = Rc::new(file);
     if zero_fill {
         // One zeroed buffer serves every chunk: zeroing a fresh one each time cost as much
         // memset as the appends that fill the segment later.
@@ -109,22 +129,20 @@ pub(crate) async fn create(
         });
         let mut at = 0;
         while at < size {
-            let len = FILL_CHUNK.min((size - at) as usize);
             let started = std::time::Instant::now();
-            let written = if len == FILL_CHUNK {
-                file.write_rc_at(zeros.clone(), at).await
-            } else {
-                let mut buf = file.alloc_dma_buffer(len);
-                buf.as_bytes_mut().fill(0);
-                file.write_at(buf, at).await
-            };
-            let written = written.map_err(io("zero-fill"))?;
-            if written != len {
-                let short = format!("wrote {written} of {len} bytes");
-                return Err(StoreError::io("zero-fill", final_path_display(base), short));
+            // Behind, several chunks go at once: one at a time, the fill could not keep up with
+            // appends at full speed and the log stalled waiting for its segment.
+            let depth = if pace(at) == FillPace::FarBehind { FILL_DEPTH } else { 1 };
+            let mut chunks = Vec::with_capacity(depth);
+            while chunks.len() < depth && at < size {
+                let len = FILL_CHUNK.min((size - at) as usize);
+                chunks.push(glommio::spawn_local(fill_chunk(file.clone(), zeros.clone(), at, len)));
+                at += len as u64;
             }
-            at += len as u64;
-            if !behind(at) {
+            for chunk in chunks {
+                chunk.await.map_err(|e| StoreError::io("zero-fill", final_path_display(base), e))?;
+            }
+            if pace(at) == FillPace::Ahead {
                 glommio::timer::sleep(started.elapsed() * FILL_REST_FACTOR).await;
             }
         }
@@ -134,9 +152,25 @@ pub(crate) async fn create(
     sync_dir(dir).await?;
     // Reads through the creating handle failed with EOPNOTSUPP here (glommio 0.9); a handle
     // opened afresh reads and writes.
-    file.close().await.map_err(io("close"))?;
+    file.close_rc().await.map_err(io("close"))?;
     debug!(segment = %final_path.display(), size, zero_fill, "segment created");
-    open(dir, base).await
+    open(dir, base, dsync).await
+}
+
+/// Writes zeros over `len` bytes at `at`, from the shared zeroed buffer when it is a whole chunk.
+async fn fill_chunk(file: Rc<DmaFile>, zeros: Rc<DmaBuffer>, at: u64, len: usize) -> Result<(), String> {
+    let written = if len == zeros.len() {
+        file.write_rc_at(zeros, at).await
+    } else {
+        let mut buf = file.alloc_dma_buffer(len);
+        buf.as_bytes_mut().fill(0);
+        file.write_at(buf, at).await
+    };
+    match written {
+        Ok(n) if n == len => Ok(()),
+        Ok(n) => Err(format!("wrote {n} of {len} bytes at {at}")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn final_path_display(base: u64) -> PathBuf {
