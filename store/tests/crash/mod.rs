@@ -22,7 +22,10 @@ pub fn run_and_kill(
     for (key, value) in envs {
         cmd.env(key, value);
     }
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn child");
+    // The child's stderr is kept, to be shown when a round acknowledged nothing.
+    let log_path = std::env::temp_dir().join(format!("{child_test}-{}.stderr", std::process::id()));
+    let log = std::fs::File::create(&log_path).expect("child log");
+    let mut child = cmd.stdout(Stdio::piped()).stderr(log).spawn().expect("spawn child");
     let stdout = child.stdout.take().expect("stdout");
     let (first_ack, appending) = std::sync::mpsc::channel::<()>();
     let reader = std::thread::spawn(move || {
@@ -40,8 +43,18 @@ pub fn run_and_kill(
     let _ = appending.recv_timeout(Duration::from_secs(60));
     std::thread::sleep(after);
     child.kill().expect("kill -9");
-    let _ = child.wait();
-    reader.join().expect("reader")
+    let status = child.wait();
+    let acks = reader.join().expect("reader");
+    if acks.is_empty() {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        eprintln!("child acknowledged nothing ({status:?}); the end of its stderr:");
+        for line in tail.iter().rev() {
+            eprintln!("  {line}");
+        }
+    }
+    let _ = std::fs::remove_file(&log_path);
+    acks
 }
 
 /// Parses field `i` of an `ACK` line.
