@@ -151,7 +151,8 @@ struct State {
     deferred_pages: u64,
     /// End of the data whose writes completed, in order.
     written: u64,
-    /// End of the data covered by a completed fdatasync.
+    /// End of the data known durable: covered by a completed fdatasync, or (SYNC_FLUSH) written
+    /// through O_DSYNC.
     synced: u64,
     /// Segments written since their last sync.
     unsynced: BTreeSet<u64>,
@@ -308,7 +309,7 @@ impl CommitLog {
         }
     }
 
-    /// Local offset up to which an fdatasync covered the log.
+    /// Local offset up to which the log is durable against power loss (fdatasync or O_DSYNC).
     pub fn synced_end(&self) -> u64 {
         self.inner.state.borrow().synced
     }
@@ -616,7 +617,7 @@ enum PieceState {
     Failed(String),
 }
 
-/// A write ready to go: `pages` bytes of the log, page-aligned, from local offset `from`.
+/// A write ready to go: whole pages of the log from local offset `from`, in `buf`.
 struct Plan {
     file: Rc<DmaFile>,
     base: u64,
