@@ -606,7 +606,7 @@ struct Piece {
     state: PieceState,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PieceState {
     /// The rest of a page whose first part an earlier piece is still writing. Two writes of one
     /// page in flight at once may land in either order, so this one waits for that write to
@@ -614,7 +614,6 @@ enum PieceState {
     Deferred,
     InFlight,
     Done,
-    Failed(String),
 }
 
 /// A write ready to go: whole pages of the log from local offset `from`, in `buf`.
@@ -705,12 +704,12 @@ async fn writer(inner: Rc<Inner>, wake: LocalReceiver<()>) {
             let Some((start, Plan { file, base, from, buf })) = planned else { break };
             let inner = inner.clone();
             glommio::spawn_local(async move {
-                let outcome = file.write_at(buf, from - base).await;
-                let state = match outcome {
-                    Ok(_) => PieceState::Done,
-                    Err(e) => PieceState::Failed(e.to_string()),
-                };
-                complete_piece(&inner, start, base, state);
+                let len = buf.len();
+                match file.write_at(buf, from - base).await {
+                    Ok(n) if n == len => complete_piece(&inner, start, base),
+                    Ok(n) => fail(&inner, format!("CommitLog write failed: short write of {n} of {len} bytes")),
+                    Err(e) => fail(&inner, format!("CommitLog write failed: {e}")),
+                }
             })
             .detach();
         }
@@ -727,41 +726,25 @@ async fn writer(inner: Rc<Inner>, wake: LocalReceiver<()>) {
     }
 }
 
-/// Records the outcome of the write of the piece at `start`, moves `written` over the pieces
-/// complete in log order, and acknowledges what is now durable.
-fn complete_piece(inner: &Inner, start: u64, base: u64, outcome: PieceState) {
-    let failure = {
+/// Marks the piece at `start` written, moves `written` over the pieces complete in log order,
+/// and acknowledges what is now durable. (A failed write fails the log at once instead.)
+fn complete_piece(inner: &Inner, start: u64, base: u64) {
+    {
         let mut st = inner.state.borrow_mut();
         if inner.config.flush_disk_type == FlushDiskType::AsyncFlush {
             st.unsynced.insert(base);
         }
         if let Some(piece) = st.pieces.iter_mut().find(|p| p.start == start) {
-            piece.state = outcome;
+            piece.state = PieceState::Done;
         }
-        let mut failure = None;
-        while let Some(piece) = st.pieces.front() {
-            match &piece.state {
-                PieceState::Done => {
-                    let end = piece.end;
-                    st.written = end;
-                    // Under SYNC_FLUSH written through O_DSYNC: durable on completion.
-                    if inner.config.flush_disk_type == FlushDiskType::SyncFlush {
-                        st.synced = end;
-                    }
-                    st.pieces.pop_front();
-                }
-                PieceState::Failed(reason) => {
-                    failure = Some(reason.clone());
-                    break;
-                }
-                PieceState::Deferred | PieceState::InFlight => break,
+        while let Some(end) = st.pieces.front().filter(|p| p.state == PieceState::Done).map(|p| p.end) {
+            st.written = end;
+            // Under SYNC_FLUSH written through O_DSYNC: durable on completion.
+            if inner.config.flush_disk_type == FlushDiskType::SyncFlush {
+                st.synced = end;
             }
+            st.pieces.pop_front();
         }
-        failure
-    };
-    if let Some(reason) = failure {
-        fail(inner, format!("CommitLog write failed: {reason}"));
-        return;
     }
     acknowledge(inner);
     let _ = inner.wake_writer.try_send(());
@@ -810,6 +793,8 @@ fn fail(inner: &Inner, reason: String) {
     for w in st.waiters.drain(..) {
         w.slot.complete(Err(StoreError::ReadOnly(reason.clone())));
     }
+    // The writer sees the failure and stops.
+    let _ = inner.wake_writer.try_send(());
 }
 
 /// Keeps the segment being appended to and the next one created ahead of need.
