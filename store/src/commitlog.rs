@@ -705,10 +705,9 @@ async fn writer(inner: Rc<Inner>, wake: LocalReceiver<()>) {
             let inner = inner.clone();
             glommio::spawn_local(async move {
                 let len = buf.len();
-                match file.write_at(buf, from - base).await {
-                    Ok(n) if n == len => complete_piece(&inner, start, base),
-                    Ok(n) => fail(&inner, format!("CommitLog write failed: short write of {n} of {len} bytes")),
-                    Err(e) => fail(&inner, format!("CommitLog write failed: {e}")),
+                match segment::whole_write(file.write_at(buf, from - base).await, len, from) {
+                    Ok(()) => complete_piece(&inner, start, base),
+                    Err(reason) => fail(&inner, format!("CommitLog write failed: {reason}")),
                 }
             })
             .detach();

@@ -166,9 +166,14 @@ async fn fill_chunk(file: Rc<DmaFile>, zeros: Rc<DmaBuffer>, at: u64, len: usize
         buf.as_bytes_mut().fill(0);
         file.write_at(buf, at).await
     };
+    whole_write(written, len, at)
+}
+
+/// A write's outcome as an error unless all `len` bytes at `pos` were written.
+pub(crate) fn whole_write(written: glommio::Result<usize, ()>, len: usize, pos: u64) -> Result<(), String> {
     match written {
         Ok(n) if n == len => Ok(()),
-        Ok(n) => Err(format!("wrote {n} of {len} bytes at {at}")),
+        Ok(n) => Err(format!("short write of {n} of {len} bytes at {pos}")),
         Err(e) => Err(e.to_string()),
     }
 }
