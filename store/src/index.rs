@@ -186,7 +186,7 @@ impl IndexFile {
             hash_slots,
             file: RefCell::new(None),
             state: RefCell::new(FileState {
-                slots: Some(vec![0; hash_slots as usize]),
+                slots: Some(crate::hugepage::zeroed_table(hash_slots as usize)),
                 count: 0,
                 written: 0,
                 pending: VecDeque::new(),
@@ -256,7 +256,7 @@ impl IndexFile {
     /// The slot table of the first `count` entries, and how many of them the file holds.
     async fn rebuild_slots(&self, count: u32) -> Result<(Vec<u32>, u32), StoreError> {
         let file = self.handle()?;
-        let mut slots = vec![0u32; self.hash_slots as usize];
+        let mut slots = crate::hugepage::zeroed_table(self.hash_slots as usize);
         let mut n = 0u32;
         while n < count {
             let batch = (count - n).min(LOAD_CHUNK_ENTRIES as u32);

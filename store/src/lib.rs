@@ -9,6 +9,7 @@ mod config;
 mod consumequeue;
 mod crc32c;
 mod error;
+mod hugepage;
 mod index;
 mod message_store;
 mod root;
