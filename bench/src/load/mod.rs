@@ -270,7 +270,7 @@ pub async fn run(load: Load) -> Result<Report> {
     let mut missing = None;
     if load.command == Command::EndToEnd {
         missing = Some(receiver::wait_for_delivery(&shared).await);
-        reporter.drain(true);
+        reporter.drain(&mut Default::default());
     }
     let after = Snapshot::take(load);
     if let Some(consumer) = consumer {

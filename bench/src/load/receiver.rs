@@ -62,7 +62,7 @@ fn deliver(shared: &Shared, tally: &Phased, only_run: Option<u32>, message: &Mes
     shared.delivered.fetch_add(1, Ordering::Relaxed);
     let latency = Duration::from_micros(now.saturating_sub(sent_at));
     let measured = shared.measuring.load(Ordering::Relaxed);
-    tally.pick(measured).lock().success(latency, 1, message.body().len() as u64);
+    tally.pick(measured).success(latency, 1, message.body().len() as u64);
 }
 
 /// Waits until every acknowledged message of this run has been delivered, or until delivery

@@ -74,25 +74,15 @@ pub(crate) struct Reporter {
 }
 
 impl Reporter {
-    /// Everything recorded since the last drain (for the progress line); the measured part
-    /// also goes to the totals. The senders' tallies are drained only when `senders` is set:
-    /// merging histograms walks every counter, too costly for every tick with many senders.
-    pub(crate) fn drain(&mut self, senders: bool) -> (Tally, Tally) {
-        let mut interval = (Tally::default(), Tally::default());
-        if senders {
-            let mut measured = Tally::default();
-            for tally in &self.sent {
-                tally.measured.drain_into(&mut measured);
-                tally.warmup.drain_into(&mut interval.0);
-            }
-            self.totals.0.merge(&measured);
-            interval.0.merge(&measured);
+    /// Moves everything recorded since the last drain into `second` (for the progress line);
+    /// the measured part also goes to the totals.
+    pub(crate) fn drain(&mut self, second: &mut (Tally, Tally)) {
+        for tally in &self.sent {
+            tally.measured.drain_into(&mut [&mut self.totals.0, &mut second.0]);
+            tally.warmup.drain_into(&mut [&mut second.0]);
         }
-        let measured = self.received.measured.drain();
-        self.totals.1.merge(&measured);
-        interval.1.merge(&measured);
-        interval.1.merge(&self.received.warmup.drain());
-        interval
+        self.received.measured.drain_into(&mut [&mut self.totals.1, &mut second.1]);
+        self.received.warmup.drain_into(&mut [&mut second.1]);
     }
 
     /// Runs until the duration, the count or the senders are done; returns the length of the
@@ -113,9 +103,7 @@ impl Reporter {
             tick.tick().await;
             let now = Instant::now();
             let warmup_ends = since.is_none() && now >= began + load.warmup;
-            let (sent, received) = self.drain(now >= next_line || warmup_ends);
-            second.0.merge(&sent);
-            second.1.merge(&received);
+            self.drain(&mut second);
             if warmup_ends {
                 self.baseline = Some(Snapshot::take(load));
                 shared.begin_measuring();
@@ -123,7 +111,8 @@ impl Reporter {
             }
             if load.progress && now >= next_line {
                 eprintln!("{}", progress_line(now - began, since.is_none(), &second.0, &second.1, load.command));
-                second = (Tally::default(), Tally::default());
+                second.0.clear();
+                second.1.clear();
                 next_line += Duration::from_secs(1);
             }
             let Some(since) = since else { continue };
@@ -141,7 +130,7 @@ impl Reporter {
         for worker in workers {
             let _ = worker.await;
         }
-        self.drain(true);
+        self.drain(&mut second);
         elapsed
     }
 }

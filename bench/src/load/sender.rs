@@ -120,10 +120,10 @@ fn record(shared: &Shared, tally: &SharedTally, intended: Instant, outcome: Outc
     match outcome {
         Ok((None | Some(SendStatus::SendOk), messages, bytes)) => {
             shared.acked.fetch_add(messages, Ordering::Relaxed);
-            tally.lock().success(latency, messages, bytes);
+            tally.success(latency, messages, bytes);
         }
-        Ok((Some(status), _, _)) => tally.lock().failure(format!("{status:?}")),
-        Err(e) => tally.lock().failure(error_kind(&e)),
+        Ok((Some(status), _, _)) => tally.failure(format!("{status:?}")),
+        Err(e) => tally.failure(error_kind(&e)),
     }
 }
 
