@@ -34,6 +34,14 @@ use crate::registrar::Registrar;
 use crate::view::{Published, View};
 
 const READ_CHUNK: usize = 64 * 1024;
+/// Frames a connection handles before it lets the executor take a turn. A read often holds
+/// every producer's request (64 in the standard bench); handled in one go, all of them waited
+/// for one write issued at the end, and the producers then sent again all at once, so the
+/// broker and the client took turns instead of overlapping. Turns of 8 frames let the first
+/// requests' write go out while later ones are handled: +25 % ASYNC and +13 % SYNC throughput
+/// with 64 producers, +8 % with 16, at the same CPU a message. Turns of 2 cost more than they
+/// gave (each turn is an io_uring round trip with timer re-arming).
+const FRAMES_PER_TURN: usize = 8;
 const STOP_POLL: Duration = Duration::from_millis(50);
 /// Longest a clean stop waits for requests in flight.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
@@ -736,9 +744,21 @@ async fn serve_connection(stream: TcpStream, id: ConnId, broker: Rc<Broker>) {
             Err(e) => break 'conn format!("read failed: {e}"),
         };
         input.extend_from_slice(&scratch[..n]);
+        let mut this_turn = 0;
         loop {
             match decoder.decode(&mut input) {
-                Ok(Some(cmd)) => dispatch(&broker, &conn, cmd),
+                Ok(Some(cmd)) => {
+                    if this_turn == FRAMES_PER_TURN {
+                        // Let the executor submit the writes the frames so far queued (glommio
+                        // submits I/O only between turns), so that their acknowledgements do
+                        // not wait for the rest of the read. A zero sleep would complete at
+                        // once; one microsecond wakes this task at the next turn.
+                        glommio::timer::sleep(Duration::from_micros(1)).await;
+                        this_turn = 0;
+                    }
+                    this_turn += 1;
+                    dispatch(&broker, &conn, cmd);
+                }
                 Ok(None) => break,
                 Err(e) => {
                     warn!(%peer, error = %e, "closing connection: malformed frame");
