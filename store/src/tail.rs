@@ -46,7 +46,7 @@ impl TailCache {
 
     /// The record starting exactly at `offset`, if cached.
     pub fn record_at(&self, offset: u64) -> Option<Bytes> {
-        let i = self.entries.partition_point(|e| e.offset < offset);
+        let i = partition_point_from_back(&self.entries, |e| e.offset < offset);
         let e = self.entries.get(i)?;
         (e.offset == offset && e.kind == Kind::Record).then(|| e.bytes.clone())
     }
@@ -55,7 +55,7 @@ impl TailCache {
     /// entry covers, so `dst` needs no clearing first.
     pub fn copy_range(&self, start: u64, dst: &mut [u8]) {
         let end = start + dst.len() as u64;
-        let first = self.entries.partition_point(|e| e.end() <= start);
+        let first = partition_point_from_back(&self.entries, |e| e.end() <= start);
         let mut filled = start;
         for e in self.entries.range(first..) {
             if e.offset >= end {
@@ -95,9 +95,54 @@ impl TailCache {
     }
 }
 
+/// `entries.partition_point(pred)`, found by galloping back from the newest entry. Writes copy
+/// the tail and consumers mostly read near it, so the answer is usually a few entries from the
+/// end: a binary search over the whole cache (hundreds of thousands of entries) missed the CPU
+/// cache on nearly every probe, 1.4 % of the broker's time.
+fn partition_point_from_back<T>(entries: &VecDeque<T>, pred: impl Fn(&T) -> bool) -> usize {
+    // `pred` holds for a prefix; the answer lies in `lo..=hi`.
+    let mut hi = entries.len();
+    let mut step = 1;
+    let mut lo = loop {
+        if hi == 0 {
+            return 0;
+        }
+        let probe = hi.saturating_sub(step);
+        if pred(&entries[probe]) {
+            break probe + 1;
+        }
+        hi = probe;
+        step *= 2;
+    };
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(&entries[mid]) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gallop_from_the_back_agrees_with_a_binary_search() {
+        for len in 0..40usize {
+            let entries: VecDeque<usize> = (0..len).map(|i| i * 2).collect();
+            for cut in 0..=2 * len + 1 {
+                let pred = |v: &usize| *v < cut;
+                assert_eq!(
+                    partition_point_from_back(&entries, pred),
+                    entries.partition_point(pred),
+                    "len {len} cut {cut}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn copies_across_entries_and_gaps_and_evicts_only_written_data() {
