@@ -97,6 +97,11 @@ const NAMES: &[&str] = &[
     "indexLastUpdateTimestamp",
 ];
 
+/// The order `NAMES` is sorted in: length first, then bytes.
+fn search_order(name: &[u8]) -> (usize, &[u8]) {
+    (name.len(), name)
+}
+
 /// A known key: its number (distinct per name, below 128) and its static text.
 pub(crate) struct KnownKey {
     pub id: u32,
@@ -109,7 +114,7 @@ pub(crate) fn intern(key: &[u8]) -> Option<KnownKey> {
         let i = usize::from(c - b'a');
         return Some(KnownKey { id: u32::from(c - b'a'), text: ByteStr::from_static(&LETTERS[i..i + 1]) });
     }
-    let i = NAMES.binary_search_by(|name| name.len().cmp(&key.len()).then_with(|| name.as_bytes().cmp(key))).ok()?;
+    let i = NAMES.binary_search_by_key(&search_order(key), |name| search_order(name.as_bytes())).ok()?;
     // `ids_fit_in_128_bits` below keeps this in range.
     Some(KnownKey { id: (LETTERS.len() + i) as u32, text: ByteStr::from_static(NAMES[i]) })
 }
@@ -120,7 +125,7 @@ mod tests {
 
     #[test]
     fn names_are_sorted_and_distinct() {
-        assert!(NAMES.windows(2).all(|w| (w[0].len(), w[0].as_bytes()) < (w[1].len(), w[1].as_bytes())));
+        assert!(NAMES.windows(2).all(|w| search_order(w[0].as_bytes()) < search_order(w[1].as_bytes())));
     }
 
     #[test]
