@@ -32,46 +32,56 @@ pub(crate) const FAQ: &str = "\nSee http://rocketmq.apache.org/docs/faq/ for fur
 /// Runs one request; `None` when there is no answer here (a pull passed on to its queue's
 /// shard). `hops` counts how often shards passed the request on.
 pub async fn process(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: RemotingCommand, hops: u8) -> Option<RemotingCommand> {
+    // Every request's task holds this future, sized by its largest arm: the sends are most of
+    // the requests, so the others are boxed rather than copied into every send's task.
     let answer = match cmd.code {
         req::SEND_MESSAGE | req::SEND_MESSAGE_V2 | req::SEND_BATCH_MESSAGE => send(b, conn, &cmd).await,
-        req::PULL_MESSAGE => pull(b, conn, &cmd, hops).await?,
-        req::QUERY_CONSUMER_OFFSET => query_consumer_offset(b, &cmd).await,
-        req::UPDATE_CONSUMER_OFFSET => update_consumer_offset(b, &cmd),
-        req::HEART_BEAT => heart_beat(b, conn, &cmd).await,
-        req::UNREGISTER_CLIENT => unregister_client(b, conn, &cmd),
-        req::GET_CONSUMER_LIST_BY_GROUP => consumer_list(b, &cmd),
-        req::GET_MAX_OFFSET => max_offset(b, &cmd).await,
-        req::GET_MIN_OFFSET => min_offset(b, &cmd).await,
-        req::GET_EARLIEST_MSG_STORETIME => earliest_time(b, &cmd).await,
-        req::SEARCH_OFFSET_BY_TIMESTAMP => search_offset(b, &cmd).await,
-        req::VIEW_MESSAGE_BY_ID => view_message(b, &cmd).await,
-        req::QUERY_MESSAGE => query_message(b, &cmd).await,
-        req::UPDATE_AND_CREATE_TOPIC => create_topic(b, &cmd).await,
-        req::DELETE_TOPIC_IN_BROKER => delete_topic(b, &cmd).await,
-        req::GET_ALL_TOPIC_CONFIG => Ok(ok(&cmd).with_body(b.meta.borrow().topics.encode())),
-        req::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => create_group(b, &cmd).await,
-        req::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => Ok(ok(&cmd).with_body(b.meta.borrow().groups.encode())),
-        req::DELETE_SUBSCRIPTIONGROUP => delete_group(b, &cmd).await,
-        req::GET_ALL_CONSUMER_OFFSET => Ok(ok(&cmd).with_body(b.meta.borrow().offsets.encode_fastjson())),
-        req::GET_BROKER_CONFIG => broker_config(b, &cmd),
-        req::UPDATE_BROKER_CONFIG => update_broker_config(b, &cmd),
-        req::GET_BROKER_RUNTIME_INFO => crate::admin::runtime_info(b, &cmd).await,
-        req::GET_TOPIC_STATS_INFO => crate::admin::topic_stats(b, &cmd).await,
-        req::GET_CONSUME_STATS => crate::admin::consume_stats(b, &cmd).await,
-        req::GET_CONSUMER_CONNECTION_LIST => crate::admin::consumer_connections(b, &cmd),
-        req::GET_PRODUCER_CONNECTION_LIST => crate::admin::producer_connections(b, &cmd),
-        req::CONSUMER_SEND_MSG_BACK => crate::send_back::send_back(b, &cmd).await,
-        req::INVOKE_BROKER_TO_RESET_OFFSET => crate::admin::reset_offset(b, &cmd).await,
-        req::GET_CONSUMER_RUNNING_INFO | req::CONSUME_MESSAGE_DIRECTLY => crate::admin::call_consumer(b, &cmd).await,
-        req::END_TRANSACTION => crate::transaction::end_transaction(b, &cmd).await?,
-        req::LOCK_BATCH_MQ => lock_batch(b, &cmd),
-        req::UNLOCK_BATCH_MQ => unlock_batch(b, &cmd),
-        code => Err(error(&cmd, resp::REQUEST_CODE_NOT_SUPPORTED, format!(" request type {code} not supported"))),
+        _ => Box::pin(other(b, conn, &cmd, hops)).await?,
     };
     let answer = answer.unwrap_or_else(|e| e);
     if answer.code != resp::SUCCESS {
         tracing::debug!(shard = b.mesh.shard, request = cmd.code, code = answer.code, remark = answer.remark_str());
     }
+    Some(answer)
+}
+
+/// The requests other than sends; `None` as in [`process`].
+async fn other(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand, hops: u8) -> Option<Answer> {
+    let answer = match cmd.code {
+        req::PULL_MESSAGE => pull(b, conn, cmd, hops).await?,
+        req::QUERY_CONSUMER_OFFSET => query_consumer_offset(b, cmd).await,
+        req::UPDATE_CONSUMER_OFFSET => update_consumer_offset(b, cmd),
+        req::HEART_BEAT => heart_beat(b, conn, cmd).await,
+        req::UNREGISTER_CLIENT => unregister_client(b, conn, cmd),
+        req::GET_CONSUMER_LIST_BY_GROUP => consumer_list(b, cmd),
+        req::GET_MAX_OFFSET => max_offset(b, cmd).await,
+        req::GET_MIN_OFFSET => min_offset(b, cmd).await,
+        req::GET_EARLIEST_MSG_STORETIME => earliest_time(b, cmd).await,
+        req::SEARCH_OFFSET_BY_TIMESTAMP => search_offset(b, cmd).await,
+        req::VIEW_MESSAGE_BY_ID => view_message(b, cmd).await,
+        req::QUERY_MESSAGE => query_message(b, cmd).await,
+        req::UPDATE_AND_CREATE_TOPIC => create_topic(b, cmd).await,
+        req::DELETE_TOPIC_IN_BROKER => delete_topic(b, cmd).await,
+        req::GET_ALL_TOPIC_CONFIG => Ok(ok(cmd).with_body(b.meta.borrow().topics.encode())),
+        req::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => create_group(b, cmd).await,
+        req::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => Ok(ok(cmd).with_body(b.meta.borrow().groups.encode())),
+        req::DELETE_SUBSCRIPTIONGROUP => delete_group(b, cmd).await,
+        req::GET_ALL_CONSUMER_OFFSET => Ok(ok(cmd).with_body(b.meta.borrow().offsets.encode_fastjson())),
+        req::GET_BROKER_CONFIG => broker_config(b, cmd),
+        req::UPDATE_BROKER_CONFIG => update_broker_config(b, cmd),
+        req::GET_BROKER_RUNTIME_INFO => crate::admin::runtime_info(b, cmd).await,
+        req::GET_TOPIC_STATS_INFO => crate::admin::topic_stats(b, cmd).await,
+        req::GET_CONSUME_STATS => crate::admin::consume_stats(b, cmd).await,
+        req::GET_CONSUMER_CONNECTION_LIST => crate::admin::consumer_connections(b, cmd),
+        req::GET_PRODUCER_CONNECTION_LIST => crate::admin::producer_connections(b, cmd),
+        req::CONSUMER_SEND_MSG_BACK => crate::send_back::send_back(b, cmd).await,
+        req::INVOKE_BROKER_TO_RESET_OFFSET => crate::admin::reset_offset(b, cmd).await,
+        req::GET_CONSUMER_RUNNING_INFO | req::CONSUME_MESSAGE_DIRECTLY => crate::admin::call_consumer(b, cmd).await,
+        req::END_TRANSACTION => crate::transaction::end_transaction(b, cmd).await?,
+        req::LOCK_BATCH_MQ => lock_batch(b, cmd),
+        req::UNLOCK_BATCH_MQ => unlock_batch(b, cmd),
+        code => Err(error(cmd, resp::REQUEST_CODE_NOT_SUPPORTED, format!(" request type {code} not supported"))),
+    };
     Some(answer)
 }
 
@@ -134,6 +144,14 @@ fn check_topic_name(cmd: &RemotingCommand, name: &str) -> Result<(), RemotingCom
     Ok(())
 }
 
+/// The config of a topic that exists, as this shard knows it.
+fn existing_topic(b: &Broker, name: &str) -> Option<TopicAccess> {
+    if b.mesh.shard != 0 {
+        return b.view.borrow().topic(name);
+    }
+    b.meta.borrow().topic(name).map(TopicAccess::from)
+}
+
 /// The topic's config; creates it from `default_topic` (TBW102) when auto-creation is on and
 /// that topic may be inherited, or as a one-queue retry topic.
 async fn topic_for_send(
@@ -143,14 +161,12 @@ async fn topic_for_send(
     default_topic: &str,
     queue_nums: i32,
 ) -> Result<TopicAccess, RemotingCommand> {
+    if let Some(access) = existing_topic(b, name) {
+        return Ok(access);
+    }
     if b.mesh.shard != 0 {
         // Only shard 0 creates topics; the router sends it the sends to unknown ones.
-        return b.view.borrow().topic(name).ok_or_else(|| {
-            error(cmd, resp::TOPIC_NOT_EXIST, format!("topic[{name}] not exist, apply first please!{FAQ}"))
-        });
-    }
-    if let Some(config) = b.meta.borrow().topic(name) {
-        return Ok(config.into());
+        return Err(error(cmd, resp::TOPIC_NOT_EXIST, format!("topic[{name}] not exist, apply first please!{FAQ}")));
     }
     let created = {
         let meta = b.meta.borrow();
@@ -203,12 +219,17 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
         return Err(error(cmd, resp::NO_PERMISSION, format!("Sending message to topic[{name}] is forbidden.")));
     }
     // A message sent to a retry topic that has been consumed too often goes to the DLQ.
+    // The rare paths that wait (dead letters, creating a topic) are boxed: inline, they would
+    // make every send's future larger.
     let dead_letter = match name.strip_prefix(topic::RETRY_GROUP_TOPIC_PREFIX) {
-        Some(group) => crate::send_back::dead_letter_topic(b, cmd, group, &h).await?,
+        Some(group) => Box::pin(crate::send_back::dead_letter_topic(b, cmd, group, &h)).await?,
         None => None,
     };
     let name = dead_letter.as_deref().unwrap_or(name);
-    let config = topic_for_send(b, cmd, name, h.default_topic.as_str(), h.default_topic_queue_nums).await?;
+    let config = match existing_topic(b, name) {
+        Some(access) => access,
+        None => Box::pin(topic_for_send(b, cmd, name, h.default_topic.as_str(), h.default_topic_queue_nums)).await?,
+    };
     if !perm::is_writeable(config.perm) && dead_letter.is_none() {
         return Err(error(cmd, resp::NO_PERMISSION, format!("the topic[{name}] sending message is forbidden")));
     }
@@ -286,8 +307,14 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
         msgs.push(msg);
     }
     let stored = b.put_messages(msgs).await.map_err(|e| store_error(cmd, e))?;
-    let ids: Vec<String> =
-        stored.offsets.iter().map(|(_, physical)| message::offset_msg_id(b.store_host, *physical)).collect();
+    // One id for a single send; a batch's ids joined by commas, as Java's broker answers.
+    let mut ids = String::with_capacity((message::OFFSET_MSG_ID_MAX_LEN + 1) * stored.offsets.len());
+    for (i, (_, physical)) in stored.offsets.iter().enumerate() {
+        if i > 0 {
+            ids.push(',');
+        }
+        message::push_offset_msg_id(&mut ids, b.store_host, *physical);
+    }
     let first_offset = stored.offsets.first().map(|(queue_offset, _)| *queue_offset);
     let code = match stored.durable {
         Ok(_) => resp::SUCCESS,
@@ -295,7 +322,7 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
         Err(e) => return Err(store_error(cmd, e)),
     };
     let header = SendMessageResponseHeader {
-        msg_id: ids.join(",").as_str().into(),
+        msg_id: ids.into(),
         queue_id,
         queue_offset: first_offset.unwrap_or(0),
         transaction_id: None,

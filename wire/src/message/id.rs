@@ -39,14 +39,22 @@ fn parse_hex(s: &str) -> Option<Vec<u8>> {
 
 /// The offset message id of a record stored at `physical_offset` by `store_host`.
 pub fn offset_msg_id(store_host: SocketAddr, physical_offset: i64) -> String {
-    let mut out = String::with_capacity(56);
-    match store_host.ip() {
-        IpAddr::V4(ip) => push_hex(&mut out, &ip.octets()),
-        IpAddr::V6(ip) => push_hex(&mut out, &ip.octets()),
-    }
-    push_hex(&mut out, &i32::from(store_host.port()).to_be_bytes());
-    push_hex(&mut out, &physical_offset.to_be_bytes());
+    let mut out = String::with_capacity(OFFSET_MSG_ID_MAX_LEN);
+    push_offset_msg_id(&mut out, store_host, physical_offset);
     out
+}
+
+/// The longest offset message id: an IPv6 store host's.
+pub const OFFSET_MSG_ID_MAX_LEN: usize = 2 * (16 + 4 + 8);
+
+/// Appends the offset message id to `out` (a batch's ids go into one string).
+pub fn push_offset_msg_id(out: &mut String, store_host: SocketAddr, physical_offset: i64) {
+    match store_host.ip() {
+        IpAddr::V4(ip) => push_hex(out, &ip.octets()),
+        IpAddr::V6(ip) => push_hex(out, &ip.octets()),
+    }
+    push_hex(out, &i32::from(store_host.port()).to_be_bytes());
+    push_hex(out, &physical_offset.to_be_bytes());
 }
 
 /// Store host and physical offset from an offset message id.
@@ -164,7 +172,16 @@ mod tests {
         let host: SocketAddr = "[fd00::2]:10911".parse().expect("addr");
         let id = offset_msg_id(host, i64::MAX);
         assert_eq!(id.len(), 56);
+        assert_eq!(id.len(), OFFSET_MSG_ID_MAX_LEN);
         assert_eq!(decode_offset_msg_id(&id).expect("valid"), (host, i64::MAX));
+    }
+
+    #[test]
+    fn pushed_ids_append_to_what_is_there() {
+        let host: SocketAddr = "127.0.0.1:10911".parse().expect("addr");
+        let mut ids = String::from("7F00000100002A9F00000000000005B8,");
+        push_offset_msg_id(&mut ids, host, 0x5b8 + 1024);
+        assert_eq!(ids, format!("{},{}", offset_msg_id(host, 0x5b8), offset_msg_id(host, 0x5b8 + 1024)));
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod tag;
 
 pub use batch::{decode_batch, encode_batch, BatchMessage};
 pub use compress::{deflate_body, inflate_body, MAX_INFLATED_BODY_BYTES};
-pub use id::{decode_offset_msg_id, offset_msg_id, UniqueIdGenerator};
+pub use id::{decode_offset_msg_id, offset_msg_id, push_offset_msg_id, UniqueIdGenerator, OFFSET_MSG_ID_MAX_LEN};
 pub use stored::{body_crc, decode_stored_messages, StoredMessage, BLANK_MAGIC_CODE, MESSAGE_MAGIC_CODE};
 pub use tag::tag_hash_code;
 
