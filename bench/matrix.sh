@@ -8,7 +8,8 @@
 #   RUNS=1 DURATION=10s bench/matrix.sh
 #
 # Environment: APOGEE_BENCH (default target/release/apogee-bench), OUT_DIR (default a temp
-# folder), EXTRA (more apogee-bench options for every run, e.g. "--threads 1").
+# folder), EXTRA (more apogee-bench options for every run, e.g. "--threads 1"), BACKLOG (messages
+# the consume scenario reads, default 1000000).
 set -eu
 here=$(dirname "$0")
 bench=${APOGEE_BENCH:-$here/../target/release/apogee-bench}
@@ -39,6 +40,14 @@ for flush in async sync; do
         done
     done
 done
+i=1
+while [ "$i" -le "$runs" ]; do
+    echo "== consume-1024-backlog run $i" >&2
+    # shellcheck disable=SC2086
+    "$bench" consume --embedded --backlog "${BACKLOG:-1000000}" --duration 300s -q $extra \
+        --json "$out/consume-1024-backlog.$i.json" >/dev/null
+    i=$((i + 1))
+done
 run e2e-1024-unpaced e2e --size 1024 --producers 64 --duration "$duration"
 half=$(python3 -c "import glob, json, statistics, sys
 rates = [json.load(open(p))['produce']['msgs_per_s'] for p in glob.glob(sys.argv[1] + '/produce-async-1024-64.*.json')]
@@ -55,12 +64,12 @@ for name in names:
     def med(f):
         vals = [f(r) for r in reports]
         return statistics.median(vals)
-    section = "produce"
-    lat = lambda r, k: r[section]["latency"][k] / 1000
+    section = "produce" if "produce" in reports[0] else "consume"
+    lat = lambda r, k: r[section]["latency" if section == "produce" else "end_to_end"][k] / 1000
     print(f"{name:28} {med(lambda r: r[section]['msgs_per_s']):9.0f} {med(lambda r: r[section]['mb_per_s']):7.1f} "
           f"{med(lambda r: lat(r, 'p50_us')):7.2f} {med(lambda r: lat(r, 'p99_us')):7.2f} {med(lambda r: lat(r, 'p999_us')):7.2f} "
           f"{med(lambda r: lat(r, 'max_us')):7.1f} {med(lambda r: r['broker']['cpu_us_per_msg']):13.2f} {med(lambda r: r['bench']['cpu_us_per_msg']):12.2f}")
-    if "consume" in reports[0]:
+    if "consume" in reports[0] and section == "produce":
         e = lambda r, k: r["consume"]["end_to_end"][k] / 1000
         print(f"{'  consumed':28} {med(lambda r: r['consume']['msgs_per_s']):9.0f} {med(lambda r: r['consume']['mb_per_s']):7.1f} "
               f"{med(lambda r: e(r, 'p50_us')):7.2f} {med(lambda r: e(r, 'p99_us')):7.2f} {med(lambda r: e(r, 'p999_us')):7.2f} "

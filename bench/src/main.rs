@@ -39,6 +39,8 @@ enum Cmd {
         common: CommonArgs,
         #[command(flatten)]
         consume: ConsumeArgs,
+        #[command(flatten)]
+        backlog: BacklogArgs,
     },
     /// Produce and consume in one process: end-to-end latency from intended send to delivery.
     E2e {
@@ -153,6 +155,17 @@ struct ConsumeArgs {
     pull_batch: i32,
 }
 
+#[derive(Args)]
+struct BacklogArgs {
+    /// First send N messages as fast as possible, then consume them from the oldest in a new
+    /// group: the figures are those of reading a backlog (and `--count` defaults to N).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    backlog: Option<u64>,
+    /// Body size of the backlog's messages.
+    #[arg(long, default_value_t = 1024, requires = "backlog")]
+    backlog_size: usize,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Serialize {
     Json,
@@ -183,9 +196,11 @@ fn main() -> ExitCode {
         .init();
     let outcome = match cli.command {
         Cmd::Compare { base, other } => compare(&base, &other),
-        Cmd::Produce { common, produce } => measure(Command::Produce, common, Some(produce), None),
-        Cmd::Consume { common, consume } => measure(Command::Consume, common, None, Some(consume)),
-        Cmd::E2e { common, produce, consume } => measure(Command::EndToEnd, common, Some(produce), Some(consume)),
+        Cmd::Produce { common, produce } => measure(Command::Produce, common, Some(produce), None, None),
+        Cmd::Consume { common, consume, backlog } => {
+            measure(Command::Consume, common, None, Some(consume), Some(backlog))
+        }
+        Cmd::E2e { common, produce, consume } => measure(Command::EndToEnd, common, Some(produce), Some(consume), None),
     };
     match outcome {
         Ok(code) => code,
@@ -206,7 +221,12 @@ fn measure(
     common: CommonArgs,
     produce: Option<ProduceArgs>,
     consume: Option<ConsumeArgs>,
+    backlog: Option<BacklogArgs>,
 ) -> Result<ExitCode> {
+    let backlog = backlog.and_then(|b| b.backlog.map(|n| (n, b.backlog_size)));
+    if backlog.is_some() && !common.warmup.is_zero() {
+        return Err(BenchError::Invalid("--backlog reads the whole backlog: leave out --warmup".into()));
+    }
     let embedded = if common.embedded {
         let mut settings = Vec::new();
         if let Some(flush) = common.flush {
@@ -241,11 +261,12 @@ fn measure(
         queues: 8,
     });
     let consume = consume.unwrap_or(ConsumeArgs { group: None, from_beginning: false, consumers: 1, pull_batch: 32 });
-    let group = consume.group.unwrap_or_else(|| match command {
-        Command::EndToEnd => format!("apogee-bench-e2e-{}", std::process::id()),
+    let group = consume.group.unwrap_or_else(|| match (command, backlog) {
+        (Command::EndToEnd, _) => format!("apogee-bench-e2e-{}", std::process::id()),
+        (_, Some(_)) => format!("apogee-bench-backlog-{}", std::process::id()),
         _ => "apogee-bench-consumer".into(),
     });
-    let load = Load {
+    let mut load = Load {
         command,
         namesrv,
         topic: common.topic,
@@ -285,7 +306,16 @@ fn measure(
     let threads = common.threads.unwrap_or(if common.embedded { (cores / 2).max(1) } else { cores });
     runtime.worker_threads(threads.max(1));
     let runtime = runtime.enable_all().build().map_err(|e| BenchError::io("starting the runtime", e))?;
-    let outcome = runtime.block_on(load::run(load));
+    if let Some((messages, _)) = backlog {
+        load.from_beginning = true;
+        load.count = load.count.or(Some(messages));
+    }
+    let outcome = runtime.block_on(async {
+        if let Some((messages, size)) = backlog {
+            fill_backlog(&load, messages, size).await?;
+        }
+        load::run(load).await
+    });
     runtime.shutdown_timeout(Duration::from_secs(1));
     let report: Report = match outcome {
         Ok(report) => report,
@@ -309,6 +339,35 @@ fn measure(
     let failed = (report.produce.is_some() && produced == 0) || (command == Command::EndToEnd && consumed == 0);
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
+
+/// Sends the backlog a `consume --backlog` run reads: `messages` bodies of `size` bytes, in
+/// batches, as fast as the cluster takes them.
+async fn fill_backlog(consume: &Load, messages: u64, size: usize) -> Result<()> {
+    let fill = Load {
+        command: Command::Produce,
+        size,
+        producers: BACKLOG_SENDERS,
+        // A divisor of the count, so that the backlog is exactly `messages` long.
+        batch: (1..=BACKLOG_BATCH).rev().find(|b| messages.is_multiple_of(*b as u64)).unwrap_or(1),
+        count: Some(messages),
+        duration: Duration::from_secs(24 * 3600),
+        progress: false,
+        tags: consume.tags.clone(),
+        ..consume.clone()
+    };
+    let started = std::time::Instant::now();
+    let report = load::run(fill).await?;
+    let sent = report.produce.as_ref().map_or(0, |p| p.messages);
+    if sent < messages {
+        return Err(BenchError::Invalid(format!("the backlog is short: {sent} of {messages} messages were accepted")));
+    }
+    eprintln!("backlog: {sent} messages of {size} bytes sent in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Senders, and most messages per send, that fill a backlog quickly.
+const BACKLOG_SENDERS: usize = 16;
+const BACKLOG_BATCH: usize = 32;
 
 /// `30s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
 fn parse_duration(text: &str) -> std::result::Result<Duration, String> {

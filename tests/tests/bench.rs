@@ -128,6 +128,27 @@ fn consume_drains_a_backlog_and_failed_sends_are_counted_by_code() {
 }
 
 #[test]
+fn consume_backlog_fills_a_fresh_broker_then_measures_reading_all_of_it() {
+    workspace_bin("broker", "apogee-broker");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("backlog.json");
+    let store = dir.path().to_str().expect("utf-8 path");
+    let r =
+        report(&["consume", "--embedded", "--store-dir", store, "--backlog", "1000", "--backlog-size", "200"], &json);
+    let consume = &r["consume"];
+    assert_eq!(u(&consume["messages"]), 1000, "the whole backlog and nothing else: {r}");
+    assert_eq!(u(&consume["bytes"]), 1000 * 200);
+    assert_eq!(u(&consume["end_to_end"]["count"]), 1000);
+    assert!(r.get("produce").is_none(), "the filling is not in the figures: {r}");
+    assert!(r["broker"]["cpu_us_per_msg"].as_f64().expect("broker cost") > 0.0, "{r}");
+
+    // A warm-up would eat part of the backlog the run claims to measure.
+    let out = bench(&["consume", "-n", "127.0.0.1:1", "--backlog", "10", "--warmup", "1s"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("leave out --warmup"), "{}", stderr(&out));
+}
+
+#[test]
 fn contradictory_or_impossible_runs_fail_with_a_reason() {
     let out = bench(&["produce", "-n", "127.0.0.1:1", "--mode", "oneway", "--batch", "4"]);
     assert!(!out.status.success());
