@@ -351,7 +351,6 @@ async fn fill_backlog(consume: &Load, messages: u64, size: usize) -> Result<()> 
         batch: (1..=BACKLOG_BATCH).rev().find(|b| messages.is_multiple_of(*b as u64)).unwrap_or(1),
         count: Some(messages),
         duration: Duration::from_secs(24 * 3600),
-        tags: consume.tags.clone(),
         ..consume.clone()
     };
     let started = std::time::Instant::now();

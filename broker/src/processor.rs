@@ -152,18 +152,16 @@ fn existing_topic(b: &Broker, name: &str) -> Option<TopicAccess> {
     b.meta.borrow().topic(name).map(TopicAccess::from)
 }
 
-/// The topic's config; creates it from `default_topic` (TBW102) when auto-creation is on and
-/// that topic may be inherited, or as a one-queue retry topic.
-async fn topic_for_send(
+/// Creates a topic a send names but this shard does not know ([`existing_topic`] found
+/// nothing): from `default_topic` (TBW102) when auto-creation is on and that topic may be
+/// inherited, or as a one-queue retry topic.
+async fn create_topic_for_send(
     b: &Rc<Broker>,
     cmd: &RemotingCommand,
     name: &str,
     default_topic: &str,
     queue_nums: i32,
 ) -> Result<TopicAccess, RemotingCommand> {
-    if let Some(access) = existing_topic(b, name) {
-        return Ok(access);
-    }
     if b.mesh.shard != 0 {
         // Only shard 0 creates topics; the router sends it the sends to unknown ones.
         return Err(error(cmd, resp::TOPIC_NOT_EXIST, format!("topic[{name}] not exist, apply first please!{FAQ}")));
@@ -228,7 +226,9 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
     let name = dead_letter.as_deref().unwrap_or(name);
     let config = match existing_topic(b, name) {
         Some(access) => access,
-        None => Box::pin(topic_for_send(b, cmd, name, h.default_topic.as_str(), h.default_topic_queue_nums)).await?,
+        None => {
+            Box::pin(create_topic_for_send(b, cmd, name, h.default_topic.as_str(), h.default_topic_queue_nums)).await?
+        }
     };
     if !perm::is_writeable(config.perm) && dead_letter.is_none() {
         return Err(error(cmd, resp::NO_PERMISSION, format!("the topic[{name}] sending message is forbidden")));
