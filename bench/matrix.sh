@@ -20,14 +20,15 @@ out=${OUT_DIR:-$(mktemp -d)}
 extra=${EXTRA:-}
 mkdir -p "$out"
 
-run() { # name, options...
+run() { # name, warm-up, options...
     name=$1
-    shift
+    warm=$2
+    shift 2
     i=1
     while [ "$i" -le "$runs" ]; do
         echo "== $name run $i" >&2
         # shellcheck disable=SC2086
-        "$bench" "$@" --embedded --warmup "$warmup" -q $extra --json "$out/$name.$i.json" >/dev/null
+        "$bench" "$@" --embedded --warmup "$warm" -q $extra --json "$out/$name.$i.json" >/dev/null
         i=$((i + 1))
     done
 }
@@ -35,24 +36,18 @@ run() { # name, options...
 for flush in async sync; do
     for size in 128 1024; do
         for producers in 16 64; do
-            run "produce-$flush-$size-$producers" produce --flush "$flush" --size "$size" \
+            run "produce-$flush-$size-$producers" "$warmup" produce --flush "$flush" --size "$size" \
                 --producers "$producers" --duration "$duration"
         done
     done
 done
-i=1
-while [ "$i" -le "$runs" ]; do
-    echo "== consume-1024-backlog run $i" >&2
-    # shellcheck disable=SC2086
-    "$bench" consume --embedded --backlog "${BACKLOG:-1000000}" --duration 300s -q $extra \
-        --json "$out/consume-1024-backlog.$i.json" >/dev/null
-    i=$((i + 1))
-done
-run e2e-1024-unpaced e2e --size 1024 --producers 64 --duration "$duration"
+# No warm-up: it would read part of the backlog.
+run consume-1024-backlog 0s consume --backlog "${BACKLOG:-1000000}" --duration 300s
+run e2e-1024-unpaced "$warmup" e2e --size 1024 --producers 64 --duration "$duration"
 half=$(python3 -c "import glob, json, statistics, sys
 rates = [json.load(open(p))['produce']['msgs_per_s'] for p in glob.glob(sys.argv[1] + '/produce-async-1024-64.*.json')]
 print(int(statistics.median(rates) / 2))" "$out")
-run e2e-1024-half-rate e2e --size 1024 --producers 64 --rate "$half" --duration "$duration"
+run e2e-1024-half-rate "$warmup" e2e --size 1024 --producers 64 --rate "$half" --duration "$duration"
 
 python3 - "$out" <<'PY'
 import glob, json, os, statistics, sys
