@@ -81,6 +81,8 @@ pub struct BrokerConfig {
     pub clean_resource_interval: u64,
     /// Bytes of the CommitLog tail kept in memory for reads (Apogee).
     pub commit_log_cache_bytes: usize,
+    /// Segments retention keeps for reuse.
+    pub commit_log_spare_segments: usize,
     /// Executor threads, each storing a share of the queues (Apogee); 0 = one per core.
     pub shards: usize,
     /// Largest frame accepted from a peer, checked before allocating (Apogee).
@@ -136,6 +138,7 @@ impl Default for BrokerConfig {
             clean_file_forcibly_enable: true,
             clean_resource_interval: 10_000,
             commit_log_cache_bytes: 256 << 20,
+            commit_log_spare_segments: 8,
             shards: 0,
             max_frame_bytes: wire::MAX_FRAME_BYTES_DEFAULT,
             max_pending_requests: 10_000,
@@ -186,6 +189,7 @@ const MEANINGS: &[(&str, &str)] = &[
     ("cleanFileForciblyEnable", "Above 85 % disk usage, delete the oldest segments even before `fileReservedTime` (never one still needed for recovery), as Java does."),
     ("cleanResourceInterval", "Milliseconds between retention checks; each deletes at most 10 segments."),
     ("commitLogCacheBytes", "Bytes of the CommitLog tail kept in memory for reads (Apogee); older messages are read from disk."),
+    ("commitLogSpareSegments", "CommitLog segment files retention keeps for reuse instead of deleting (Apogee). A reused file needs no zero-fill, which otherwise writes the log twice; spares are deleted first when the disk passes `diskMaxUsedSpaceRatio`. 0 deletes every file at once."),
     (
         "shards",
         "Executor threads, each storing a share of the queues in `shard-<n>/` (Apogee); 0 = one per core, at most 8. A queue stays with the shard that created it: lowering the count below a shard that stores queues is refused at start.",
@@ -321,6 +325,7 @@ impl BrokerConfig {
         c.commitlog.flush_interval = Duration::from_millis(self.flush_interval_commit_log.max(1));
         c.commitlog.sync_flush_timeout = Duration::from_millis(self.sync_flush_timeout.max(1));
         c.commitlog.cache_bytes = self.commit_log_cache_bytes;
+        c.commitlog.spare_segments = self.commit_log_spare_segments;
         c.units_per_consume_queue_file = (self.mapped_file_size_consume_queue / 20).max(1);
         c.flush_interval_consume_queue = Duration::from_millis(self.flush_interval_consume_queue.max(1));
         c.delay_levels_ms = store::parse_delay_levels(&self.message_delay_level).unwrap_or_default();

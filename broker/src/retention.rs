@@ -3,6 +3,10 @@
 //! fuller than `diskMaxUsedSpaceRatio` — and the store deletes up to 10 expired segments, its
 //! ConsumeQueues following. Above 85 % (Java's `diskSpaceCleanForciblyRatio`) with
 //! `cleanFileForciblyEnable`, segments go before they expire, oldest first.
+//!
+//! Unlike Java, a deleted segment's file is kept as a spare (up to `commitLogSpareSegments`) and
+//! becomes a later segment without being zero-filled first. Spares go before any segment once the
+//! disk is fuller than `diskMaxUsedSpaceRatio`.
 
 use std::path::Path;
 use std::rc::Rc;
@@ -43,6 +47,12 @@ pub fn plan(config: &BrokerConfig, now: SystemTime, disk_used: f64) -> Plan {
     Plan::Expired(now.checked_sub(reserved).unwrap_or(UNIX_EPOCH))
 }
 
+/// Whether a pass keeps the files of the segments it deletes as spares (up to
+/// `commitLogSpareSegments`): only when it deletes for age, not for space.
+pub fn keeps_spares(plan: Plan, space_needed: bool) -> bool {
+    matches!(plan, Plan::Expired(_)) && !space_needed
+}
+
 /// The fraction of the filesystem holding `path` that is in use, as `df` counts it: used over
 /// used plus available. Blocks reserved for root, or not backed on a thin-provisioned disk, count
 /// as neither; counting them as used (total − available) read 79 % on a disk `df` shows 43 %
@@ -59,7 +69,21 @@ pub async fn retention_loop(broker: Rc<Broker>) {
     loop {
         glommio::timer::sleep(interval).await;
         let used = disk_used(&broker.config.borrow().store_path_root_dir).unwrap_or(0.0);
-        let expired_before = match plan(&broker.config.borrow(), SystemTime::now(), used) {
+        // A disk past its ratio needs space, which spare segments hold without holding messages.
+        let space_needed = used > f64::from(broker.config.borrow().disk_max_used_space_ratio) / 100.0;
+        if space_needed && broker.store.commitlog().spare_segments() > 0 {
+            match broker.store.drop_spare_segments().await {
+                Ok(n) => info!(
+                    spares = n,
+                    disk_used = format!("{:.0}%", used * 100.0),
+                    "disk filling up: spare segments deleted"
+                ),
+                Err(e) => warn!(error = %e, "deleting spare segments failed; retrying next pass"),
+            }
+            continue;
+        }
+        let plan = plan(&broker.config.borrow(), SystemTime::now(), used);
+        let expired_before = match plan {
             Plan::Nothing => continue,
             Plan::Expired(before) => Some(before),
             Plan::Oldest => {
@@ -67,7 +91,7 @@ pub async fn retention_loop(broker: Rc<Broker>) {
                 None
             }
         };
-        match broker.store.delete_expired(expired_before, SEGMENTS_PER_PASS).await {
+        match broker.store.delete_expired(expired_before, SEGMENTS_PER_PASS, keeps_spares(plan, space_needed)).await {
             Ok(r) if !r.segments.is_empty() => info!(
                 segments = r.segments.len(),
                 consume_queue_files = r.queue_files,
@@ -99,6 +123,14 @@ mod tests {
         assert_eq!(plan(&config, at_hour(5), 0.90), Plan::Oldest, "past 85 %");
         let gentle = BrokerConfig { clean_file_forcibly_enable: false, ..config };
         assert_eq!(plan(&gentle, at_hour(5), 0.90), Plan::Expired(at_hour(5) - reserved));
+    }
+
+    #[test]
+    fn only_deletions_for_age_keep_spares() {
+        assert!(keeps_spares(Plan::Expired(at_hour(4)), false));
+        assert!(!keeps_spares(Plan::Expired(at_hour(5)), true), "past diskMaxUsedSpaceRatio");
+        assert!(!keeps_spares(Plan::Oldest, false), "forcible deletion frees space");
+        assert!(!keeps_spares(Plan::Oldest, true));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! Run: `cargo bench -p store --bench append`. Env: `APPEND_SECS` (default 3), `APPEND_APPENDERS`
 //! (`1,16,128`), `APPEND_FLUSH` (both, or `ASYNC_FLUSH` / `SYNC_FLUSH`),
-//! `APPEND_SEGMENT_MB` (256), `APPEND_ZERO_FILL` (1), `APPEND_CACHE_MB` (256), `APPEND_DIR` (a folder under `target/`).
+//! `APPEND_SEGMENT_MB` (256), `APPEND_ZERO_FILL` (1), `APPEND_CACHE_MB` (256), `APPEND_DIR` (a folder under `target/`),
+//! `APPEND_SPARES` (0; N first writes N segments and deletes them as spares, so the run measures a
+//! log whose retention has begun: its new segments are reused files, not zero-filled ones).
 //! Under `cargo test` it makes one short run as a smoke test.
 
 mod common;
@@ -55,9 +57,15 @@ async fn run(dir: PathBuf, flush: FlushDiskType, appenders: usize, segment_bytes
     config.flush_disk_type = flush;
     config.zero_fill_segments = env_or("APPEND_ZERO_FILL", 1) != 0;
     config.cache_bytes = (env_or("APPEND_CACHE_MB", 256) as usize) << 20;
+    let spares = env_or("APPEND_SPARES", 0) as usize;
+    config.spare_segments = spares;
     let (log, _) = CommitLog::open(config, None, |_| {}).await.expect("open");
     // Let the first segments be created before measuring.
     log.append(&mut message()).expect("append").wait().await.expect("first append");
+    if spares > 0 {
+        make_spares(&log, spares, segment_bytes).await;
+    }
+    let reused_before = log.reused_segments();
 
     let latencies = Rc::new(RefCell::new(Vec::<u32>::new()));
     let bytes = Rc::new(RefCell::new(0u64));
@@ -87,16 +95,40 @@ async fn run(dir: PathBuf, flush: FlushDiskType, appenders: usize, segment_bytes
     lat.sort_unstable();
     let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0);
     let total = *bytes.borrow();
+    let reused = log.reused_segments() - reused_before;
     format!(
-        "append {:<11} {:>3} appenders: {:>9.0} records/s {:>8.1} MB/s  p50 {:>6} µs  p99 {:>6} µs  max {:>7} µs",
+        "append {:<11} {:>3} appenders: {:>9.0} records/s {:>8.1} MB/s  p50 {:>6} µs  p99 {:>6} µs  max {:>7} µs{}",
         flush.name(),
         appenders,
         lat.len() as f64 / elapsed,
         total as f64 / 1e6 / elapsed,
         pct(0.5),
         pct(0.99),
-        lat.last().copied().unwrap_or(0)
+        lat.last().copied().unwrap_or(0),
+        if spares > 0 { format!("  ({reused} segments reused)") } else { String::new() }
     )
+}
+
+/// A log as it runs once retention has begun: `count` whole segments written, then deleted and
+/// kept as spares, so the segments measured need no zero-fill.
+async fn make_spares(log: &CommitLog, count: usize, segment_bytes: u64) {
+    let target = log.end() + count as u64 * segment_bytes;
+    eprintln!("writing {count} segments to keep as spares ({} MB)…", count as u64 * segment_bytes / 1_000_000);
+    let mut pending = std::collections::VecDeque::new();
+    while log.end() < target {
+        pending.push_back(log.append(&mut message()).expect("append"));
+        if pending.len() >= 256 {
+            if let Some(durable) = pending.pop_front() {
+                durable.wait().await.expect("durable");
+            }
+        }
+    }
+    for durable in pending {
+        durable.wait().await.expect("durable");
+    }
+    log.flush().await.expect("flush");
+    let deleted = log.delete_old_segments(log.end(), None, count, true).await.expect("retention");
+    eprintln!("{} segments deleted, {} kept as spares", deleted.len(), log.spare_segments());
 }
 
 fn message() -> StoredMessage {

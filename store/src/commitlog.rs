@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::{BufMut, Bytes, BytesMut};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::io::DmaFile;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 use wire::message::{StoredMessage, BLANK_MAGIC_CODE, MESSAGE_MAGIC_CODE};
 
 use crate::config::{CommitLogConfig, FlushDiskType};
@@ -158,6 +158,10 @@ struct State {
     unsynced: BTreeSet<u64>,
     waiters: VecDeque<Waiter>,
     failed: Option<String>,
+    /// Segments retention kept for reuse (see [`CommitLogConfig::spare_segments`]), oldest first.
+    spares: VecDeque<Rc<DmaFile>>,
+    /// Segments made from spares since open.
+    reused: u64,
 }
 
 struct Inner {
@@ -221,24 +225,21 @@ impl CommitLog {
             }
             segments.insert(*base, segment::open(&config.dir, *base, config.dsync()).await?);
         }
+        let mut spares = open_spares(&config).await?;
         let (end, report) = recover(&config, &mut segments, scan_from, &mut on_record).await?;
         // The segment appends go to next is ready before the log is: the first sends of a new
         // store would otherwise wait for it to be created and filled (a second for 1 GiB).
         let current = end / config.segment_bytes * config.segment_bytes;
+        let mut reused_at_open = false;
         if let std::collections::btree_map::Entry::Vacant(slot) = segments.entry(current) {
             let started = Instant::now();
-            let created = segment::create(
-                &config.dir,
-                current,
-                config.segment_bytes,
-                config.zero_fill_segments,
-                config.dsync(),
-                |_| FillPace::FarBehind,
-            );
-            match created.await {
+            let spare = take_spare(&mut spares);
+            let reused = spare.is_some();
+            match new_segment(&config, current, spare, |_| FillPace::FarBehind).await {
                 Ok(file) => {
                     slot.insert(file);
-                    info!(segment = %segment::file_name(current), took = ?started.elapsed(), "CommitLog segment ready");
+                    reused_at_open = reused;
+                    info!(segment = %segment::file_name(current), reused, took = ?started.elapsed(), "CommitLog segment ready");
                 }
                 // A full disk must not keep the store from opening to serve what it holds: the
                 // allocator tries again and turns the log read-only if it cannot either.
@@ -271,6 +272,8 @@ impl CommitLog {
             unsynced: BTreeSet::new(),
             waiters: VecDeque::new(),
             failed: None,
+            spares,
+            reused: u64::from(reused_at_open),
         };
         let log = CommitLog {
             inner: Rc::new(Inner {
@@ -361,6 +364,7 @@ impl CommitLog {
         keep_from: u64,
         expired_before: Option<SystemTime>,
         max: usize,
+        keep_spares: bool,
     ) -> Result<Vec<u64>, StoreError> {
         let size = self.inner.config.segment_bytes;
         let keep_from = keep_from.min(self.synced_end());
@@ -381,14 +385,45 @@ impl CommitLog {
                 }
             }
             let Some(file) = self.inner.state.borrow_mut().segments.remove(&base) else { break };
-            file.remove().await.map_err(|e| StoreError::io("remove", &path, e))?;
-            info!(segment = %segment::file_name(base), "CommitLog segment deleted (retention)");
+            let spare = keep_spares && self.inner.state.borrow().spares.len() < self.inner.config.spare_segments;
+            if spare {
+                let to = segment::spare_path(&self.inner.config.dir, base);
+                file.rename(&to).await.map_err(|e| StoreError::io("rename", &path, e))?;
+                self.inner.state.borrow_mut().spares.push_back(file);
+                info!(segment = %segment::file_name(base), "CommitLog segment deleted (retention), its file kept for reuse");
+            } else {
+                file.remove().await.map_err(|e| StoreError::io("remove", &path, e))?;
+                info!(segment = %segment::file_name(base), "CommitLog segment deleted (retention)");
+            }
             deleted.push(base);
         }
         if !deleted.is_empty() {
             segment::sync_dir(&self.inner.config.dir).await?;
         }
         Ok(deleted)
+    }
+
+    /// Deletes the spare segments, giving their space back to the filesystem; returns how many.
+    pub async fn drop_spare_segments(&self) -> Result<usize, StoreError> {
+        let spares: Vec<Rc<DmaFile>> = self.inner.state.borrow_mut().spares.drain(..).collect();
+        for file in &spares {
+            file.remove().await.map_err(|e| io_err("remove", &self.inner.config, e))?;
+        }
+        if !spares.is_empty() {
+            segment::sync_dir(&self.inner.config.dir).await?;
+            info!(dir = %self.inner.config.dir.display(), spares = spares.len(), "spare CommitLog segments deleted");
+        }
+        Ok(spares.len())
+    }
+
+    /// Segments kept for reuse.
+    pub fn spare_segments(&self) -> usize {
+        self.inner.state.borrow().spares.len()
+    }
+
+    /// Segments made from spares since the log was opened (a diagnostic).
+    pub fn reused_segments(&self) -> u64 {
+        self.inner.state.borrow().reused
     }
 
     /// The largest record that fits in a segment.
@@ -816,10 +851,15 @@ async fn allocator(inner: Rc<Inner>, wake: LocalReceiver<()>) {
                     let log_progress = inner.state.borrow().append_pos.saturating_sub(base.saturating_sub(size));
                     fill_pace(filled, log_progress, size)
                 };
-                match segment::create(&config.dir, base, size, config.zero_fill_segments, config.dsync(), pace).await {
+                let spare = take_spare(&mut inner.state.borrow_mut().spares);
+                let reused = spare.is_some();
+                match new_segment(config, base, spare, pace).await {
                     Ok(file) => {
-                        inner.state.borrow_mut().segments.insert(base, file);
-                        info!(segment = %segment::file_name(base), took = ?started.elapsed(), "CommitLog segment ready");
+                        let mut st = inner.state.borrow_mut();
+                        st.segments.insert(base, file);
+                        st.reused += u64::from(reused);
+                        drop(st);
+                        info!(segment = %segment::file_name(base), reused, took = ?started.elapsed(), "CommitLog segment ready");
                         let _ = inner.wake_writer.try_send(());
                     }
                     Err(e) => {
@@ -835,6 +875,47 @@ async fn allocator(inner: Rc<Inner>, wake: LocalReceiver<()>) {
             }
         }
     }
+}
+
+/// The oldest spare no read still holds. A read in flight on a spare (it began before retention)
+/// must not see the spare overwritten as another segment, so such a spare waits.
+fn take_spare(spares: &mut VecDeque<Rc<DmaFile>>) -> Option<Rc<DmaFile>> {
+    let i = spares.iter().position(|file| Rc::strong_count(file) == 1)?;
+    spares.remove(i)
+}
+
+/// The segment starting at `base`: `spare` renamed, or a new file created and filled.
+async fn new_segment(
+    config: &CommitLogConfig,
+    base: u64,
+    spare: Option<Rc<DmaFile>>,
+    pace: impl Fn(u64) -> FillPace,
+) -> Result<Rc<DmaFile>, StoreError> {
+    match spare {
+        Some(file) => {
+            segment::reuse(&config.dir, &file, base).await?;
+            Ok(file)
+        }
+        None => {
+            let size = config.segment_bytes;
+            segment::create(&config.dir, base, size, config.zero_fill_segments, config.dsync(), pace).await
+        }
+    }
+}
+
+/// The spare segments left in the folder, opened; those of another size (the segment size was
+/// changed) and those beyond `spare_segments` are deleted.
+async fn open_spares(config: &CommitLogConfig) -> Result<VecDeque<Rc<DmaFile>>, StoreError> {
+    let mut spares = VecDeque::new();
+    for path in segment::list_spares(&config.dir)? {
+        let len = std::fs::metadata(&path).map_err(|e| StoreError::io("stat", &path, e))?.len();
+        if len != config.segment_bytes || spares.len() >= config.spare_segments {
+            std::fs::remove_file(&path).map_err(|e| StoreError::io("remove", &path, e))?;
+            continue;
+        }
+        spares.push_back(segment::open_path(&path, config.dsync()).await?);
+    }
+    Ok(spares)
 }
 
 /// How the zero-fill of the next segment, `filled` bytes in, stands while the log is
@@ -934,6 +1015,12 @@ async fn recover(
             let record = window.slice(at..at + total);
             let expected_offset = ((u64::from(config.shard) << SHARD_SHIFT) | (base + pos)) as i64;
             match StoredMessage::decode(&record, true) {
+                Ok((msg, len)) if len == total && is_stale(msg.physical_offset, base + pos, size) => {
+                    // A whole record of the segment's earlier life (a reused spare): the log
+                    // ends here as cleanly as before zeros.
+                    debug!(dir = %config.dir.display(), at = base + pos, "CommitLog ends before a reused segment's old records");
+                    break 'segments;
+                }
                 Ok((msg, len)) if len == total && msg.physical_offset == expected_offset => {
                     on_record(RecoveredRecord { message: &msg, size: total });
                     report.records += 1;
@@ -980,6 +1067,13 @@ async fn recover(
         warn!(dir = %config.dir.display(), end, "CommitLog tail after the last valid record discarded");
     }
     Ok((end, report))
+}
+
+/// Whether a record found at local offset `at` was written there in the segment file's earlier
+/// life: same place in its segment, another segment.
+fn is_stale(physical_offset: i64, at: u64, segment_bytes: u64) -> bool {
+    let local = CommitLog::local_part(physical_offset);
+    local != at && local % segment_bytes == at % segment_bytes
 }
 
 /// Reads at least `need` bytes at `pos` (more, up to 1 MiB, when the segment has them).

@@ -54,6 +54,10 @@ pub struct CommitLogConfig {
     pub writes_in_flight: usize,
     /// Fill new segments with zeros before use, so no write ever lands on an unwritten extent.
     pub zero_fill_segments: bool,
+    /// Segments retention keeps for reuse instead of deleting (Apogee). A reused segment needs
+    /// no zero-fill, which otherwise writes every byte of the log twice: here, with the disk
+    /// shared by the fill, a 141 KiB append write took 200 µs instead of 96 µs.
+    pub spare_segments: usize,
 }
 
 impl CommitLogConfig {
@@ -69,6 +73,7 @@ impl CommitLogConfig {
             max_write_bytes: 1 << 20,
             writes_in_flight: 4,
             zero_fill_segments: true,
+            spare_segments: 8,
         }
     }
 

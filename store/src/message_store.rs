@@ -426,14 +426,17 @@ impl MessageStore {
     /// Retention: deletes CommitLog segments last written before `expired_before` (any age
     /// with `None`, for a nearly full disk), oldest first and at most `max_segments`, never one
     /// that recovery from the last checkpoint could need; then every ConsumeQueue's minimum
-    /// offset moves past what is gone and its files that only index deleted data go too.
+    /// offset moves past what is gone and its files that only index deleted data go too. With
+    /// `keep_spares`, up to `spare_segments` of the segment files are kept for reuse instead.
     pub async fn delete_expired(
         &self,
         expired_before: Option<SystemTime>,
         max_segments: usize,
+        keep_spares: bool,
     ) -> Result<Retention, StoreError> {
         let keep_from = self.inner.last_checkpoint.get().map_or(0, |cp| cp.scan_from());
-        let segments = self.inner.log.delete_old_segments(keep_from, expired_before, max_segments).await?;
+        let log = &self.inner.log;
+        let segments = log.delete_old_segments(keep_from, expired_before, max_segments, keep_spares).await?;
         let mut queue_files = 0;
         if !segments.is_empty() {
             queue_files = self.drop_queue_units_below_log().await?;
@@ -442,6 +445,11 @@ impl MessageStore {
             }
         }
         Ok(Retention { segments, queue_files, log_min_offset: self.inner.log.min_offset() })
+    }
+
+    /// Deletes the CommitLog's spare segments (a disk filling up needs their space back).
+    pub async fn drop_spare_segments(&self) -> Result<usize, StoreError> {
+        self.inner.log.drop_spare_segments().await
     }
 
     /// Moves every ConsumeQueue's minimum past the start of the CommitLog.

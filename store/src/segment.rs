@@ -1,5 +1,6 @@
 //! CommitLog segment files: named by their 20-digit start offset, created at full size and
-//! (by default) filled with zeros before use, under a `.tmp` name until ready.
+//! (by default) filled with zeros before use, under a `.tmp` name until ready; or a spare (a
+//! segment retention kept, `<old name>.spare`) renamed into place.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -46,6 +47,28 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<u64>, StoreError> {
     Ok(bases)
 }
 
+/// Where a segment that retention keeps for reuse waits: named by the base it had, so names
+/// never collide, and ignored by [`list`].
+pub(crate) fn spare_path(dir: &Path, old_base: u64) -> PathBuf {
+    dir.join(format!("{}.spare", file_name(old_base)))
+}
+
+/// The spare segments in `dir`, oldest first.
+pub(crate) fn list_spares(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| StoreError::io("list", dir, e))?;
+    let mut spares = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io("list", dir, e))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".spare")) else { continue };
+        if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
+            spares.push(entry.path());
+        }
+    }
+    spares.sort_unstable();
+    Ok(spares)
+}
+
 /// Makes glommio learn the truth about polled I/O on `dir`'s device before it opens a segment.
 ///
 /// glommio 0.9 decides once per device whether reads may use the polling ring, by reading the
@@ -66,15 +89,19 @@ pub(crate) async fn prime_iopoll_probe(dir: &Path) -> Result<(), StoreError> {
 /// after each write, so no separate fdatasync round trip is needed and writes in flight
 /// overlap their flushes.
 pub(crate) async fn open(dir: &Path, base: u64, dsync: bool) -> Result<Rc<DmaFile>, StoreError> {
-    let path = path(dir, base);
+    open_path(&path(dir, base), dsync).await
+}
+
+/// [`open`] by path (a spare's, say).
+pub(crate) async fn open_path(path: &Path, dsync: bool) -> Result<Rc<DmaFile>, StoreError> {
     let flags = if dsync { nix::fcntl::OFlag::O_DSYNC.bits() } else { 0 };
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(flags)
-        .dma_open(&path)
+        .dma_open(path)
         .await
-        .map_err(|e| StoreError::io("open", &path, e))?;
+        .map_err(|e| StoreError::io("open", path, e))?;
     Ok(Rc::new(file))
 }
 
@@ -155,6 +182,15 @@ pub(crate) async fn create(
     file.close_rc().await.map_err(io("close"))?;
     debug!(segment = %final_path.display(), size, zero_fill, "segment created");
     open(dir, base, dsync).await
+}
+
+/// Makes `spare` (a whole segment written before, kept by retention) the segment starting at
+/// `base`: a rename, no zero-fill. Its old records stay until overwritten; recovery tells them
+/// from new ones by the physical offset each record carries.
+pub(crate) async fn reuse(dir: &Path, spare: &DmaFile, base: u64) -> Result<(), StoreError> {
+    let final_path = path(dir, base);
+    spare.rename(&final_path).await.map_err(|e| StoreError::io("rename", &final_path, e))?;
+    sync_dir(dir).await
 }
 
 /// Writes zeros over `len` bytes at `at`, from the shared zeroed buffer when it is a whole chunk.

@@ -193,11 +193,11 @@ fn retention_deletes_old_segments_and_queues_start_after_them_across_a_restart()
             put(&store, message("live", (seq % 2) as i32, seq, "t")).await;
         }
         store.checkpoint().await.expect("checkpoint");
-        let nothing = store.delete_expired(Some(std::time::UNIX_EPOCH), 10).await.expect("retention");
+        let nothing = store.delete_expired(Some(std::time::UNIX_EPOCH), 10, true).await.expect("retention");
         assert!(nothing.segments.is_empty(), "no segment is older than 1970: {nothing:?}");
 
         let before_segments = files_in(&dir_of(&store, "commitlog"));
-        let r = store.delete_expired(None, 2).await.expect("retention");
+        let r = store.delete_expired(None, 2, false).await.expect("retention");
         assert_eq!(r.segments, [0, 256 * 1024], "the two oldest segments, and no more than asked");
         assert_eq!(files_in(&dir_of(&store, "commitlog")), before_segments - 2);
         assert_eq!(r.log_min_offset, 512 * 1024);
@@ -288,7 +288,7 @@ fn the_key_index_finds_messages_by_key_and_unique_key_across_files_restarts_and_
         }
         // Retention: index files that only cover deleted segments go with them.
         store.checkpoint().await.expect("checkpoint");
-        let r = store.delete_expired(None, 2).await.expect("retention");
+        let r = store.delete_expired(None, 2, false).await.expect("retention");
         assert_eq!(r.segments.len(), 2);
         assert!(files_in(&dir_of(&store, "index")) < index_files, "old index files deleted");
         assert!(query_seqs(&store, "KeyTopic", "k0", 32).await.is_empty(), "its segment is gone");

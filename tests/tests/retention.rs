@@ -1,5 +1,5 @@
-//! Retention end to end: a broker deletes its expired CommitLog segments and consumers move past
-//! them. Its own test binary: it writes and deletes 12 MiB, which would slow the timing-sensitive
+//! Retention end to end: a broker deletes its expired CommitLog segments, consumers move past
+//! them, and the files it keeps as spares carry later messages intact. Its own test binary: it writes and deletes 12 MiB, which would slow the timing-sensitive
 //! client tests if it ran beside them.
 
 use std::time::{Duration, Instant};
@@ -16,6 +16,8 @@ async fn retention_deletes_expired_segments_and_consumers_move_past_them() {
         c.file_reserved_time = 0.0;
         c.delete_when = (0..24).map(|h| h.to_string()).collect::<Vec<_>>().join(";");
         c.clean_resource_interval = 100;
+        // Spares are deleted first on a disk past this ratio; a CI disk may be fuller than 75 %.
+        c.disk_max_used_space_ratio = 95;
     });
     broker.create_topic("TopicRetention", 1);
     let producer =
@@ -59,6 +61,43 @@ async fn retention_deletes_expired_segments_and_consumers_move_past_them() {
     }
     assert_eq!(offset, 384 * 32);
     assert!(last.starts_with("383-31-"), "the newest message is kept: {last:.10}");
+
+    // Deleted segments' files were kept as spares, and the next segments are made from them:
+    // what is sent now lands in files that held older messages, and reads back exactly.
+    let spares = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
+        let files = std::fs::read_dir(dir).expect("commitlog folder").filter_map(Result::ok).map(|e| e.path());
+        files.filter(|p| p.extension().is_some_and(|x| x == "spare")).collect()
+    };
+    let kept = spares(&commitlog);
+    assert!(!kept.is_empty(), "retention kept spare files");
+    for batch in 384..768 {
+        let messages = (0..32).map(|i| Message::new("TopicRetention", format!("{batch}-{i}-{}", "s".repeat(1000))));
+        producer.send_batch(messages.collect()).await.expect("batch send");
+    }
+    // Spares go oldest first, and only into new segments (the disk is not past its ratio).
+    assert!(kept.iter().any(|spare| !spare.exists()), "a spare became a segment: {kept:?}");
+    // Retention keeps deleting behind (and under) the reader, so the reader may skip ahead; what
+    // it must never see is a message out of order, or one of the files' earlier contents.
+    let mut last_seen: Option<(u32, u32)> = None;
+    loop {
+        let result = consumer.pull(&queue, "*", offset, 32).await.expect("pull");
+        if result.status == PullStatus::NoNewMsg {
+            break;
+        }
+        for m in &result.messages {
+            let body = String::from_utf8_lossy(m.body()).into_owned();
+            let mut fields = body.splitn(3, '-');
+            let mut number = || fields.next().and_then(|f| f.parse::<u32>().ok()).expect("batch-index-payload");
+            let at = (number(), number());
+            let payload = if at.0 < 384 { 'r' } else { 's' };
+            assert!(body.ends_with(&payload.to_string().repeat(1000)), "intact payload at {at:?}");
+            assert!(last_seen.is_none_or(|last| at > last), "{at:?} after {last_seen:?}: out of order or stale");
+            last_seen = Some(at);
+        }
+        offset = result.next_begin_offset;
+    }
+    assert_eq!(offset, 768 * 32);
+    assert_eq!(last_seen, Some((767, 31)), "read on to the last message sent");
     producer.shutdown().await;
     consumer.shutdown().await;
 }
