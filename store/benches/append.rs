@@ -5,7 +5,9 @@
 //! (`1,16,128`), `APPEND_FLUSH` (both, or `ASYNC_FLUSH` / `SYNC_FLUSH`),
 //! `APPEND_SEGMENT_MB` (256), `APPEND_ZERO_FILL` (1), `APPEND_CACHE_MB` (256), `APPEND_DIR` (a folder under `target/`),
 //! `APPEND_SPARES` (0; N first writes N segments and deletes them as spares, so the run measures a
-//! log whose retention has begun: its new segments are reused files, not zero-filled ones).
+//! log whose retention has begun: its new segments are reused files, not zero-filled ones),
+//! `APPEND_BATCH` (1; records each appender appends before waiting, as one SEND_BATCH_MESSAGE;
+//! latencies are then per batch).
 //! Under `cargo test` it makes one short run as a smoke test.
 
 mod common;
@@ -58,6 +60,7 @@ async fn run(dir: PathBuf, flush: FlushDiskType, appenders: usize, segment_bytes
     config.zero_fill_segments = env_or("APPEND_ZERO_FILL", 1) != 0;
     config.cache_bytes = (env_or("APPEND_CACHE_MB", 256) as usize) << 20;
     let spares = env_or("APPEND_SPARES", 0) as usize;
+    let batch = env_or("APPEND_BATCH", 1).max(1) as usize;
     config.spare_segments = spares;
     let (log, _) = CommitLog::open(config, None, |_| {}).await.expect("open");
     // Let the first segments be created before measuring.
@@ -79,10 +82,15 @@ async fn run(dir: PathBuf, flush: FlushDiskType, appenders: usize, segment_bytes
         tasks.push(glommio::spawn_local(async move {
             let mut now = Instant::now();
             while now < deadline {
-                let r = log.append(&mut template.clone()).expect("append").wait().await.expect("durable");
+                // A batch is acknowledged when its last record is (acknowledgements follow log order).
+                let mut last = log.append(&mut template.clone()).expect("append");
+                for _ in 1..batch {
+                    last = log.append(&mut template.clone()).expect("append");
+                }
+                let r = last.wait().await.expect("durable");
                 let done = Instant::now();
                 latencies.borrow_mut().push((done - now).as_micros() as u32);
-                *bytes.borrow_mut() += r.size as u64;
+                *bytes.borrow_mut() += batch as u64 * r.size as u64;
                 now = done;
             }
         }));
@@ -97,10 +105,11 @@ async fn run(dir: PathBuf, flush: FlushDiskType, appenders: usize, segment_bytes
     let total = *bytes.borrow();
     let reused = log.reused_segments() - reused_before;
     format!(
-        "append {:<11} {:>3} appenders: {:>9.0} records/s {:>8.1} MB/s  p50 {:>6} µs  p99 {:>6} µs  max {:>7} µs{}",
+        "append {:<11} {:>3} appenders{}: {:>9.0} records/s {:>8.1} MB/s  p50 {:>6} µs  p99 {:>6} µs  max {:>7} µs{}",
         flush.name(),
         appenders,
-        lat.len() as f64 / elapsed,
+        if batch > 1 { format!(" × {batch}") } else { String::new() },
+        (lat.len() * batch) as f64 / elapsed,
         total as f64 / 1e6 / elapsed,
         pct(0.5),
         pct(0.99),
