@@ -27,20 +27,12 @@ pub(crate) fn path(dir: &Path, base: u64) -> PathBuf {
 /// The start offsets of the segments in `dir`, ascending. Leftover `.tmp` files (a segment
 /// whose creation was interrupted) are removed.
 pub(crate) fn list(dir: &Path) -> Result<Vec<u64>, StoreError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| StoreError::io("list", dir, e))?;
     let mut bases = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| StoreError::io("list", dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+    for (name, path) in file_names(dir)? {
         if name.ends_with(".tmp") {
-            std::fs::remove_file(entry.path()).map_err(|e| StoreError::io("remove", entry.path(), e))?;
-            continue;
-        }
-        if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(base) = name.parse::<u64>() {
-                bases.push(base);
-            }
+            std::fs::remove_file(&path).map_err(|e| StoreError::io("remove", &path, e))?;
+        } else if let Some(base) = base_of(&name) {
+            bases.push(base);
         }
     }
     bases.sort_unstable();
@@ -55,18 +47,30 @@ pub(crate) fn spare_path(dir: &Path, old_base: u64) -> PathBuf {
 
 /// The spare segments in `dir`, oldest first.
 pub(crate) fn list_spares(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| StoreError::io("list", dir, e))?;
-    let mut spares = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| StoreError::io("list", dir, e))?;
-        let name = entry.file_name();
-        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".spare")) else { continue };
-        if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
-            spares.push(entry.path());
-        }
-    }
+    let mut spares: Vec<PathBuf> = file_names(dir)?
+        .into_iter()
+        .filter(|(name, _)| name.strip_suffix(".spare").and_then(base_of).is_some())
+        .map(|(_, path)| path)
+        .collect();
     spares.sort_unstable();
     Ok(spares)
+}
+
+/// The base a segment file name (20 digits) stands for.
+fn base_of(name: &str) -> Option<u64> {
+    (name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit())).then(|| name.parse().ok()).flatten()
+}
+
+/// The UTF-8 names in `dir`, with their paths.
+fn file_names(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| StoreError::io("list", dir, e))? {
+        let entry = entry.map_err(|e| StoreError::io("list", dir, e))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            names.push((name, entry.path()));
+        }
+    }
+    Ok(names)
 }
 
 /// Makes glommio learn the truth about polled I/O on `dir`'s device before it opens a segment.
