@@ -71,16 +71,20 @@ pub async fn retention_loop(broker: Rc<Broker>) {
         let used = disk_used(&broker.config.borrow().store_path_root_dir).unwrap_or(0.0);
         // A disk past its ratio needs space, which spare segments hold without holding messages.
         let space_needed = used > f64::from(broker.config.borrow().disk_max_used_space_ratio) / 100.0;
-        if space_needed && broker.store.commitlog().spare_segments() > 0 {
+        if space_needed {
             match broker.store.drop_spare_segments().await {
-                Ok(n) => info!(
-                    spares = n,
-                    disk_used = format!("{:.0}%", used * 100.0),
-                    "disk filling up: spare segments deleted"
-                ),
+                Ok(0) => {}
+                Ok(n) => {
+                    info!(
+                        spares = n,
+                        disk_used = format!("{:.0}%", used * 100.0),
+                        "disk filling up: spare segments deleted"
+                    );
+                    // The next pass measures again before deleting messages.
+                    continue;
+                }
                 Err(e) => warn!(error = %e, "deleting spare segments failed; retrying next pass"),
             }
-            continue;
         }
         let plan = plan(&broker.config.borrow(), SystemTime::now(), used);
         let expired_before = match plan {
