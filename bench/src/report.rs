@@ -45,6 +45,9 @@ pub struct Scenario {
     pub tags: Option<String>,
     pub warmup_s: f64,
     pub embedded: bool,
+    /// The embedded broker's settings (`key=value`), as this program chose or was told them.
+    #[serde(default)]
+    pub broker_settings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -93,7 +96,11 @@ impl Report {
             "{} against {}{}: topic {}, {} B bodies, {} producers on {} connections, {} mode, batch {}, {}, {} headers",
             s.command,
             s.namesrv,
-            if s.embedded { " (embedded)" } else { "" },
+            match (s.embedded, s.broker_settings.is_empty()) {
+                (false, _) => String::new(),
+                (true, true) => " (embedded)".into(),
+                (true, false) => format!(" (embedded: {})", s.broker_settings.join(", ")),
+            },
             s.topic,
             s.size,
             s.producers,

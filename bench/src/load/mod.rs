@@ -158,6 +158,7 @@ impl Load {
             tags: self.tags.clone(),
             warmup_s: self.warmup.as_secs_f64(),
             embedded: self.embedded,
+            broker_settings: Vec::new(),
         }
     }
 }
