@@ -62,6 +62,10 @@ fn embedded_produce_measures_sends_and_the_brokers_cost() {
     assert!(broker["cpu_s"].as_f64().expect("cpu") >= 0.0);
     assert!(r["bench"]["rss_mb"].as_f64().expect("rss") > 1.0);
     assert_eq!(r["scenario"]["embedded"], true);
+    // The broker was given the cores the bench leaves free: one shard at least, named in the report.
+    let settings = r["scenario"]["broker_settings"].as_array().expect("broker settings");
+    let shards = settings.iter().filter_map(|s| s.as_str()?.strip_prefix("shards=")?.parse::<usize>().ok());
+    assert_eq!(shards.filter(|&n| n >= 1).count(), 1, "{r}");
     // The embedded broker's store went away with it.
     let left: Vec<_> = std::fs::read_dir(dir.path()).expect("readable").flatten().map(|e| e.file_name()).collect();
     assert_eq!(left, vec![std::ffi::OsString::from("produce.json")]);

@@ -40,21 +40,14 @@ pub(crate) async fn send_loop(
         if *stop.borrow() {
             break;
         }
-        let ticket = shared.tickets.fetch_add(1, Ordering::SeqCst);
+        let (ticket, intended) = tokio::select! {
+            next = pacer.next(&shared.tickets) => next,
+            _ = stop.wait_for(|s| *s) => break,
+        };
         if ticket >= shared.limit.load(Ordering::SeqCst) {
             break;
         }
         let tally = tally.pick(ticket >= shared.measure_from.load(Ordering::SeqCst)).clone();
-        let intended = match pacer.intended(ticket) {
-            Some(at) => {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(at.into()) => {}
-                    _ = stop.wait_for(|s| *s) => break,
-                }
-                at
-            }
-            None => Instant::now(),
-        };
         let messages = batch(&shared, intended);
         match load.mode {
             SendMode::Sync => {
