@@ -55,6 +55,8 @@ pub fn shard_of(physical_offset: i64) -> usize {
 }
 /// Recovery logs its progress every this many bytes scanned.
 const PROGRESS_BYTES: u64 = 256 << 20;
+/// A segment write or fdatasync taking this long is logged: it holds up every append behind it.
+const SLOW_WRITE: Duration = Duration::from_millis(50);
 
 /// Where an appended record went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -740,7 +742,14 @@ async fn writer(inner: Rc<Inner>, wake: LocalReceiver<()>) {
             let inner = inner.clone();
             glommio::spawn_local(async move {
                 let len = buf.len();
-                match segment::whole_write(file.write_at(buf, from - base).await, len, from) {
+                let began = Instant::now();
+                let written = file.write_at(buf, from - base).await;
+                let took = began.elapsed();
+                if took >= SLOW_WRITE {
+                    // The disk, not the broker: appends waiting on it see this in their latency.
+                    warn!(dir = %inner.config.dir.display(), offset = from, bytes = len, ?took, "CommitLog write was slow");
+                }
+                match segment::whole_write(written, len, from) {
                     Ok(()) => complete_piece(&inner, start, base),
                     Err(reason) => fail(&inner, format!("CommitLog write failed: {reason}")),
                 }
@@ -810,8 +819,13 @@ async fn sync(inner: &Inner) -> Result<(), StoreError> {
         let files: Vec<Rc<DmaFile>> = bases.iter().filter_map(|b| st.segments.get(b).cloned()).collect();
         (st.written, files)
     };
-    for file in files {
+    let began = Instant::now();
+    for file in &files {
         file.fdatasync().await.map_err(|e| io_err("fdatasync", &inner.config, e))?;
+    }
+    let took = began.elapsed();
+    if took >= SLOW_WRITE {
+        warn!(dir = %inner.config.dir.display(), segments = files.len(), ?took, "CommitLog fdatasync was slow");
     }
     let mut st = inner.state.borrow_mut();
     st.synced = st.synced.max(target);
