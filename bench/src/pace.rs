@@ -94,11 +94,9 @@ fn release_as_due(due: Weak<Semaphore>, start: Instant, rate: f64) {
         // Tickets 0..=floor(elapsed × rate) are due.
         let now_due = (elapsed * rate).floor() as u64 + 1;
         if now_due > released {
-            // Bounded by tokio's permit limit; a broker that far behind has other problems.
-            let add = (now_due - released).min(Semaphore::MAX_PERMITS as u64 / 2) as usize;
-            if permits.available_permits() + add <= Semaphore::MAX_PERMITS {
-                permits.add_permits(add);
-            }
+            // Within tokio's permit limit (a backlog that long has long since failed the run).
+            let room = Semaphore::MAX_PERMITS - permits.available_permits();
+            permits.add_permits(usize::try_from(now_due - released).unwrap_or(usize::MAX).min(room));
             released = now_due;
         }
         drop(permits);
