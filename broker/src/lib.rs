@@ -11,6 +11,7 @@ pub mod locks;
 mod mesh;
 pub mod metadata;
 mod processor;
+mod pull_batching;
 mod registrar;
 pub mod retention;
 mod router;

@@ -451,8 +451,20 @@ async fn pull_here(b: &Rc<Broker>, cmd: &RemotingCommand, h: PullMessageRequestH
     };
     let deadline = Instant::now() + wait;
     let mut woken = false;
+    // Only a pull that asked to be held may wait for company (see `pull_batching`).
+    let batch_window = match suspend {
+        true => Duration::from_micros(b.config.borrow().pull_batch_window_micros),
+        false => Duration::ZERO,
+    };
+    let queue_key = crate::pull_batching::queue_key(group, name, queue_id);
     loop {
+        if !batch_window.is_zero() {
+            wait_for_batch(b, &h, queue_key, batch_window).await;
+        }
         let answer = pull_once(b, cmd, &h, subscription.as_ref()).await?;
+        if answer.code == resp::SUCCESS && !batch_window.is_zero() {
+            b.pull_batching.borrow_mut().answered(queue_key, batch_window, Instant::now());
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if answer.code != resp::PULL_NOT_FOUND || !suspend || left.is_zero() {
             // Java answers a woken pull through a fresh response in its default (JSON) form.
@@ -477,6 +489,20 @@ async fn pull_here(b: &Rc<Broker>, cmd: &RemotingCommand, h: PullMessageRequestH
         if !woken && Instant::now() >= deadline {
             return pull_once(b, cmd, &h, subscription.as_ref()).await;
         }
+    }
+}
+
+/// Holds a pull of a queue answered less than `window` ago until the window has passed, unless
+/// a full batch is already waiting.
+async fn wait_for_batch(b: &Broker, h: &PullMessageRequestHeader, queue_key: u64, window: Duration) {
+    let backlog = b.store.max_offset_in_queue(h.topic.as_str(), h.queue_id) - h.queue_offset;
+    if backlog >= i64::from(h.max_msg_nums.max(1)) {
+        return;
+    }
+    let now = Instant::now();
+    let answer_at = b.pull_batching.borrow().answer_at(queue_key, window, now);
+    if let Some(at) = answer_at {
+        glommio::timer::sleep(at - now).await;
     }
 }
 

@@ -119,6 +119,8 @@ pub struct Broker {
     pub conns: RefCell<HashMap<ConnId, Rc<Conn>>>,
     /// Pulls suspended on a queue, woken by the next durable put to it.
     pub holds: RefCell<PullHolds>,
+    /// When each consumer's queue was last answered, to batch streaming pulls.
+    pub pull_batching: RefCell<crate::pull_batching::PullBatching>,
     /// Queue locks of orderly consumers.
     pub queue_locks: RefCell<crate::locks::QueueLocks>,
     /// Wakes the delivery of delayed messages after a put to SCHEDULE_TOPIC_XXXX.
@@ -530,6 +532,7 @@ async fn run(
         clients: RefCell::new(Clients::default()),
         conns: RefCell::new(HashMap::new()),
         holds: RefCell::new(HashMap::new()),
+        pull_batching: RefCell::new(Default::default()),
         queue_locks: RefCell::default(),
         schedule: RefCell::default(),
         transactions: RefCell::default(),

@@ -152,6 +152,43 @@ fn a_suspended_pull_is_woken_by_a_send_and_answered_in_json() {
     assert_eq!(quiet.code, response::PULL_NOT_FOUND);
 }
 
+#[test]
+fn a_streaming_queue_is_answered_once_a_window_with_what_arrived_meanwhile() {
+    const WINDOW: Duration = Duration::from_secs(1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!("pullBatchWindowMicros = {}\n", WINDOW.as_micros());
+    let broker = start(&write_config(dir.path(), &config));
+    let mut producer = Client::connect(broker.addr);
+    create_topic(&mut producer, "TopicWin", 1);
+    let mut consumer = Client::connect(broker.addr);
+
+    // The first answer is not held: the queue has no answer before it.
+    ok(&producer.call(send_message("TopicWin", 0, "m1", "t")));
+    let first = consumer.call(pull("TopicWin", 0, 0, 20_000, "*"));
+    let first_answered = Instant::now();
+    assert_eq!(bodies(&first), ["m1"]);
+
+    // The next pull is woken by m2 but held to the end of the window, so m3 joins it.
+    let opaque = consumer.send(pull("TopicWin", 0, 1, 20_000, "*"));
+    ok(&producer.call(send_message("TopicWin", 0, "m2", "t")));
+    ok(&producer.call(send_message("TopicWin", 0, "m3", "t")));
+    let held = consumer.next().expect("pull answer");
+    assert_eq!(held.opaque, opaque);
+    assert_eq!(bodies(&held), ["m2", "m3"], "both arrived within the window: one answer");
+    assert!(first_answered.elapsed() >= WINDOW - Duration::from_millis(50), "answered before the window ended");
+
+    // A full batch waiting is answered at once, window or not.
+    ok(&producer.call(send_message("TopicWin", 0, "m4", "t")));
+    ok(&producer.call(send_message("TopicWin", 0, "m5", "t")));
+    let mut header: PullMessageRequestHeader = pull("TopicWin", 0, 3, 20_000, "*").header().expect("pull header");
+    header.max_msg_nums = 2;
+    let full = RemotingCommand::request(request::PULL_MESSAGE).with_header(&header);
+    let asked = Instant::now();
+    let answer = consumer.call(full);
+    assert_eq!(bodies(&answer), ["m4", "m5"]);
+    assert!(asked.elapsed() < WINDOW, "a full batch waited for the window");
+}
+
 fn heartbeat(client_id: &str) -> RemotingCommand {
     let data = HeartbeatData {
         client_id: client_id.into(),
