@@ -380,7 +380,9 @@ fn acknowledged_sends_survive_kill_9_under_load() {
             let Some(last) = want.last().map(|(o, _)| *o) else { continue };
             let mut got = BTreeMap::new();
             while offset <= last {
-                let answer = c.call(pull("TopicCrash", q, offset, 0, "*"));
+                let Some(answer) = c.try_call(pull("TopicCrash", q, offset, 0, "*")) else {
+                    panic!("round {round}: the broker closed the connection; its log:\n{}", broker.log());
+                };
                 assert_eq!(
                     answer.code,
                     response::SUCCESS,

@@ -145,11 +145,16 @@ impl Client {
     }
 
     pub fn call(&mut self, cmd: RemotingCommand) -> RemotingCommand {
+        self.try_call(cmd).expect("an answer before the connection closed")
+    }
+
+    /// The answer to `cmd`; `None` if the broker closed the connection first.
+    pub fn try_call(&mut self, cmd: RemotingCommand) -> Option<RemotingCommand> {
         let opaque = self.send(cmd);
         loop {
-            let answer = self.read_frame().expect("an answer before the connection closed");
+            let answer = self.read_frame()?;
             if answer.is_response() && answer.opaque == opaque {
-                return answer;
+                return Some(answer);
             }
             self.unsolicited.push_back(answer);
         }
