@@ -274,8 +274,8 @@ fn reset_body_for_cpp(table: &ResetOffsetBody) -> Vec<u8> {
 /// GET_CONSUMER_RUNNING_INFO and CONSUME_MESSAGE_DIRECTLY: passed to the named consumer, its
 /// answer passed back (Java's `callConsumer`).
 pub async fn call_consumer(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
-    let group = cmd.ext_fields.get("consumerGroup").map(|g| g.as_str().to_owned()).unwrap_or_default();
-    let client_id = cmd.ext_fields.get("clientId").map(|c| c.as_str().to_owned()).unwrap_or_default();
+    let group = cmd.ext_fields.get("consumerGroup").map(str::to_owned).unwrap_or_default();
+    let client_id = cmd.ext_fields.get("clientId").map(str::to_owned).unwrap_or_default();
     let conn = {
         let clients = b.clients.borrow();
         let id = clients

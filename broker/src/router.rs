@@ -24,7 +24,7 @@ pub fn route(b: &Broker, cmd: &RemotingCommand) -> usize {
 /// The short (V2) or long name of a send header field.
 fn field<'a>(cmd: &'a RemotingCommand, short: &str, long: &str) -> Option<&'a str> {
     let fields = &cmd.ext_fields;
-    fields.get(short).or_else(|| fields.get(long)).map(|v| v.as_str())
+    fields.get(short).or_else(|| fields.get(long))
 }
 
 fn route_send(b: &Broker, cmd: &RemotingCommand) -> usize {
@@ -51,11 +51,11 @@ fn route_pull(b: &Broker, cmd: &RemotingCommand) -> usize {
     else {
         return 0;
     };
-    let Ok(queue_id) = queue_id.as_str().parse::<i32>() else { return 0 };
+    let Ok(queue_id) = queue_id.parse::<i32>() else { return 0 };
     let view = b.view.borrow();
     // A group seen for the first time is created on shard 0, which then passes the pull on.
-    if !view.groups.contains_key(group.as_str()) {
+    if !view.groups.contains_key(group) {
         return 0;
     }
-    view.owner(name.as_str(), queue_id)
+    view.owner(name, queue_id)
 }

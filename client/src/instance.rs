@@ -240,7 +240,7 @@ impl ClientInstance {
             _ => None,
         };
         if let Some(field) = group_field {
-            let group = request.command.ext_fields.get(field).map(|g| g.as_str().to_owned()).unwrap_or_default();
+            let group = request.command.ext_fields.get(field).map(str::to_owned).unwrap_or_default();
             let hook = lock(&self.consumer_hooks).get(&group).cloned();
             if let Some(hook) = hook {
                 return hook(request);

@@ -41,6 +41,13 @@ impl ByteStr {
         }
     }
 
+    /// The part of this string at `range`, without copying; `None` if `range` is out of bounds
+    /// or splits a character.
+    pub fn substr(&self, range: std::ops::Range<usize>) -> Option<Self> {
+        self.as_str().get(range.clone())?;
+        Some(Self(self.0.slice(range)))
+    }
+
     /// The part of this string that `s` (borrowed from it) covers, without copying.
     pub fn slice_of(&self, s: &str) -> Self {
         Self::slice_ref(&self.0, s)

@@ -112,42 +112,108 @@ pub const MAX_EXT_FIELDS: usize = 256;
 /// The `extFields` map: custom header fields, all values strings.
 ///
 /// Kept as a small vector in arrival order: headers have a dozen fields at most, a linear scan
-/// beats hashing at that size, and the order makes re-encoding reproducible.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExtFields(Vec<(ByteStr, ByteStr)>);
+/// beats hashing at that size, and the order makes re-encoding reproducible. A decoded header
+/// keeps its text once (`source`) and each entry as a range of it: a SEND_MESSAGE_V2 header
+/// then costs two reference counts instead of thirty (a `Bytes` slice per value, cloned and
+/// dropped), and only the fields a typed header keeps as text take a slice of their own.
+#[derive(Clone, Default)]
+pub struct ExtFields {
+    /// The decoded header text that `Text::InSource` entries point into.
+    source: ByteStr,
+    entries: Vec<(Text, Text)>,
+}
+
+/// Where the text of a key or value is.
+#[derive(Debug, Clone)]
+pub(crate) enum Text {
+    /// `source[start..end]`, on character boundaries.
+    InSource {
+        start: u32,
+        end: u32,
+    },
+    Own(ByteStr),
+}
+
+impl Text {
+    /// `start..end` of a decoder's `source`; `None` past what a `u32` offsets (frames are far
+    /// smaller, but the caller then keeps its own copy).
+    pub(crate) fn in_source(start: usize, end: usize) -> Option<Self> {
+        Some(Self::InSource { start: u32::try_from(start).ok()?, end: u32::try_from(end).ok()? })
+    }
+}
+
+/// One `extFields` value as a typed header reads it: as text, or shared without a copy.
+#[derive(Clone, Copy)]
+pub struct FieldText<'a> {
+    source: &'a ByteStr,
+    text: &'a Text,
+}
+
+impl<'a> FieldText<'a> {
+    pub fn as_str(&self) -> &'a str {
+        resolve(self.source, self.text)
+    }
+
+    /// The text as a `ByteStr` sharing the frame it was read from.
+    pub fn to_shared(self) -> ByteStr {
+        match self.text {
+            Text::Own(s) => s.clone(),
+            Text::InSource { start, end } => {
+                self.source.substr(*start as usize..*end as usize).unwrap_or_else(|| ByteStr::from(self.as_str()))
+            }
+        }
+    }
+}
+
+fn resolve<'a>(source: &'a ByteStr, text: &'a Text) -> &'a str {
+    match text {
+        Text::Own(s) => s.as_str(),
+        // Decoders record ranges on character boundaries; `get` keeps a wrong one harmless.
+        Text::InSource { start, end } => source.as_str().get(*start as usize..*end as usize).unwrap_or(""),
+    }
+}
 
 impl ExtFields {
     pub fn new() -> Self {
-        Self(Vec::new())
+        Self::default()
     }
 
     pub fn with_capacity(n: usize) -> Self {
-        Self(Vec::with_capacity(n))
+        Self { source: ByteStr::default(), entries: Vec::with_capacity(n) }
     }
 
     /// Room for `additional` more fields.
     pub fn reserve(&mut self, additional: usize) {
-        self.0.reserve(additional);
+        self.entries.reserve(additional);
     }
 
-    pub fn get(&self, key: &str) -> Option<&ByteStr> {
-        self.0.iter().find(|(k, _)| k.as_bytes() == key.as_bytes()).map(|(_, v)| v)
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// The value of `key` as a `ByteStr` sharing the frame it was read from.
+    pub fn get_shared(&self, key: &str) -> Option<ByteStr> {
+        self.entries().find(|(k, _)| *k == key).map(|(_, v)| v.to_shared())
     }
 
     /// Sets `key` to `value`, replacing an earlier value of the same key.
     pub fn insert(&mut self, key: impl Into<ByteStr>, value: impl Into<ByteStr>) {
         let key = key.into();
-        let value = value.into();
-        match self.0.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((key, value)),
+        let value = Text::Own(value.into());
+        match self.position(key.as_str()) {
+            Some(at) => self.entries[at].1 = value,
+            None => self.entries.push((Text::Own(key), value)),
         }
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        self.entries.iter().position(|(k, _)| resolve(&self.source, k) == key)
     }
 
     /// Appends without looking for an earlier value: for typed headers, whose keys are distinct
     /// by construction.
     pub(crate) fn push(&mut self, key: ByteStr, value: ByteStr) {
-        self.0.push((key, value));
+        self.entries.push((Text::Own(key), Text::Own(value)));
     }
 
     /// Drops every entry whose key appears again later, so each key keeps its last value (as
@@ -161,7 +227,8 @@ impl ExtFields {
             prefix[7] = key.len() as u8;
             u64::from_le_bytes(prefix)
         }
-        let n = self.0.len();
+        let keys: Vec<&str> = self.entries.iter().map(|(k, _)| resolve(&self.source, k)).collect();
+        let n = keys.len();
         let mut small = [0u64; 32];
         let mut large = Vec::new();
         let prints: &mut [u64] = if n <= small.len() {
@@ -170,41 +237,63 @@ impl ExtFields {
             large.resize(n, 0);
             &mut large
         };
-        for (print, (k, _)) in prints.iter_mut().zip(&self.0) {
-            *print = fingerprint(k.as_bytes());
+        for (print, key) in prints.iter_mut().zip(&keys) {
+            *print = fingerprint(key.as_bytes());
         }
-        let superseded = |i: usize| (i + 1..n).any(|j| prints[i] == prints[j] && self.0[i].0 == self.0[j].0);
+        let superseded = |i: usize| (i + 1..n).any(|j| prints[i] == prints[j] && keys[i] == keys[j]);
         let Some(first) = (0..n).position(superseded) else {
             return;
         };
         let keep: Vec<bool> = (0..n).map(|i| i < first || (i > first && !superseded(i))).collect();
         let mut at = 0;
-        self.0.retain(|_| {
+        self.entries.retain(|_| {
             at += 1;
             keep[at - 1]
         });
     }
 
     pub fn remove(&mut self, key: &str) -> Option<ByteStr> {
-        let at = self.0.iter().position(|(k, _)| k.as_bytes() == key.as_bytes())?;
-        Some(self.0.remove(at).1)
+        let at = self.position(key)?;
+        let value = FieldText { source: &self.source, text: &self.entries[at].1 }.to_shared();
+        self.entries.remove(at);
+        Some(value)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&ByteStr, &ByteStr)> {
-        self.0.iter().map(|(k, v)| (k, v))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|(k, v)| (resolve(&self.source, k), resolve(&self.source, v)))
+    }
+
+    /// Keys and values as typed headers read them.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, FieldText<'_>)> {
+        self.entries.iter().map(|(k, v)| (resolve(&self.source, k), FieldText { source: &self.source, text: v }))
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries.is_empty()
     }
 
     /// True when both hold the same key/value pairs, in any order.
     pub fn same_entries(&self, other: &Self) -> bool {
         self.len() == other.len() && self.iter().all(|(k, v)| other.get(k) == Some(v))
+    }
+}
+
+/// Equal when the same pairs come in the same order, wherever their text is kept.
+impl PartialEq for ExtFields {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for ExtFields {}
+
+impl std::fmt::Debug for ExtFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
@@ -227,28 +316,30 @@ pub(crate) struct ExtFieldsReader {
 }
 
 impl ExtFieldsReader {
-    pub(crate) fn new() -> Self {
-        Self { fields: ExtFields::with_capacity(EXPECTED_EXT_FIELDS), seen: 0, unknown: 0, repeated: false }
+    /// A reader whose `Text::InSource` entries are ranges of `source`.
+    pub(crate) fn new(source: ByteStr) -> Self {
+        let fields = ExtFields { source, entries: Vec::with_capacity(EXPECTED_EXT_FIELDS) };
+        Self { fields, seen: 0, unknown: 0, repeated: false }
     }
 
     /// Adds an entry whose key is not a known field name.
-    pub(crate) fn push(&mut self, key: ByteStr, value: ByteStr) -> Result<(), WireError> {
+    pub(crate) fn push(&mut self, key: Text, value: Text) -> Result<(), WireError> {
         self.unknown += 1;
         self.push_entry(key, value)
     }
 
-    pub(crate) fn push_known(&mut self, key: KnownKey, value: ByteStr) -> Result<(), WireError> {
+    pub(crate) fn push_known(&mut self, key: KnownKey, value: Text) -> Result<(), WireError> {
         let bit = 1u128 << key.id;
         self.repeated |= self.seen & bit != 0;
         self.seen |= bit;
-        self.push_entry(key.text, value)
+        self.push_entry(Text::Own(key.text), value)
     }
 
-    fn push_entry(&mut self, key: ByteStr, value: ByteStr) -> Result<(), WireError> {
+    fn push_entry(&mut self, key: Text, value: Text) -> Result<(), WireError> {
         if self.fields.len() == MAX_EXT_FIELDS {
             return Err(WireError::TooManyExtFields { max: MAX_EXT_FIELDS });
         }
-        self.fields.0.push((key, value));
+        self.fields.entries.push((key, value));
         Ok(())
     }
 
@@ -373,7 +464,7 @@ mod tests {
         f.insert("topic", "a");
         f.insert("topic", "b");
         assert_eq!(f.len(), 1);
-        assert_eq!(f.get("topic").map(|v| v.as_str()), Some("b"));
+        assert_eq!(f.get("topic"), Some("b"));
         assert_eq!(f.remove("topic").as_deref(), Some("b"));
         assert!(f.is_empty());
     }

@@ -15,7 +15,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::bytestr::ByteStr;
-use crate::command::{ExtFieldsReader, LanguageCode, RemotingCommand, SerializeType};
+use crate::command::{self, ExtFieldsReader, LanguageCode, RemotingCommand, SerializeType};
 use crate::error::WireError;
 use crate::known_keys;
 
@@ -155,12 +155,12 @@ fn general(header: &Bytes, body: Bytes) -> Result<RemotingCommand, WireError> {
         None => LanguageCode::Java,
     };
     let remark = parsed.remark.and_then(|r| r.0).map(|r| r.into_bytestr(header));
-    let mut ext_fields = ExtFieldsReader::new();
+    let mut ext_fields = ExtFieldsReader::new(ByteStr::default());
     for (k, v) in parsed.ext_fields.map(|f| f.0).unwrap_or_default() {
-        let value = v.into_bytestr(header);
+        let value = command::Text::Own(v.into_bytestr(header));
         match known_keys::intern(k.0.as_bytes()) {
             Some(known) => ext_fields.push_known(known, value)?,
-            None => ext_fields.push(k.into_bytestr(header), value)?,
+            None => ext_fields.push(command::Text::Own(k.into_bytestr(header)), value)?,
         }
     }
     let ext_fields = ext_fields.finish();
@@ -185,7 +185,7 @@ mod fast {
     use bytes::Bytes;
 
     use crate::bytestr::ByteStr;
-    use crate::command::{ExtFieldsReader, LanguageCode, RemotingCommand, SerializeType};
+    use crate::command::{ExtFieldsReader, LanguageCode, RemotingCommand, SerializeType, Text};
     use crate::error::WireError;
     use crate::known_keys;
 
@@ -287,6 +287,18 @@ mod fast {
             }
         }
 
+        /// An extFields value: a range of the header without escapes, else unescaped into a copy.
+        fn value_text(&mut self) -> Option<Text> {
+            match self.open_string()? {
+                (start, end, b'"') => {
+                    self.i = end + 1;
+                    Text::in_source(start, end)
+                }
+                (start, end, b'\\') => self.unescape(start, end).map(Text::Own),
+                _ => None,
+            }
+        }
+
         /// The string from `start`, whose first escape is at `first_escape`.
         fn unescape(&mut self, start: usize, first_escape: usize) -> Option<ByteStr> {
             let mut out = Vec::with_capacity(128);
@@ -348,9 +360,10 @@ mod fast {
         if !header.is_ascii() {
             return Ok(None);
         }
+        let Ok(source) = ByteStr::from_utf8(header.clone()) else { return Ok(None) };
         let mut c = Cursor { b: header, i: 0 };
         let mut cmd = RemotingCommand { body: body.clone(), serialize_type: SerializeType::Json, ..Default::default() };
-        let mut ext_fields = ExtFieldsReader::new();
+        let mut ext_fields = ExtFieldsReader::new(source);
         let (mut seen, mut has_code) = (0u16, false);
         if !c.eat(b'{') {
             return Ok(None);
@@ -393,7 +406,7 @@ mod fast {
                 b"remark" if c.null() => Some(()),
                 b"remark" => c.string_value(header).map(|r| cmd.remark = Some(r)),
                 b"extFields" if c.null() => Some(()),
-                b"extFields" => match read_ext_fields(&mut c, header, &mut ext_fields)? {
+                b"extFields" => match read_ext_fields(&mut c, &mut ext_fields)? {
                     true => Some(()),
                     false => None,
                 },
@@ -420,7 +433,7 @@ mod fast {
     }
 
     /// Reads `{"k":"v",…}`; `Ok(false)` when it is not that simple form.
-    fn read_ext_fields(c: &mut Cursor<'_>, header: &Bytes, fields: &mut ExtFieldsReader) -> Result<bool, WireError> {
+    fn read_ext_fields(c: &mut Cursor<'_>, fields: &mut ExtFieldsReader) -> Result<bool, WireError> {
         if !c.eat(b'{') {
             return Ok(false);
         }
@@ -434,11 +447,11 @@ mod fast {
             }
             // Java drops null values from extFields; so do we.
             if !c.null() {
-                let Some(value) = c.string_value(header) else { return Ok(false) };
-                match known_keys::intern(&header[key.0..key.1]) {
+                let Some(value) = c.value_text() else { return Ok(false) };
+                match known_keys::intern(&c.b[key.0..key.1]) {
                     Some(known) => fields.push_known(known, value)?,
                     None => {
-                        let Some(key) = text(header, key) else { return Ok(false) };
+                        let Some(key) = Text::in_source(key.0, key.1) else { return Ok(false) };
                         fields.push(key, value)?;
                     }
                 }
@@ -579,11 +592,11 @@ mod tests {
         let header =
             Bytes::from_static(br#"{"code":310,"extFields":{"d":4,"k":false,"g":1795314995605,"x":null,"s":"v"}}"#);
         let cmd = decode(&header, Bytes::new()).expect("valid header");
-        assert_eq!(cmd.ext_fields.get("d").map(|v| v.as_str()), Some("4"));
-        assert_eq!(cmd.ext_fields.get("k").map(|v| v.as_str()), Some("false"));
-        assert_eq!(cmd.ext_fields.get("g").map(|v| v.as_str()), Some("1795314995605"));
+        assert_eq!(cmd.ext_fields.get("d"), Some("4"));
+        assert_eq!(cmd.ext_fields.get("k"), Some("false"));
+        assert_eq!(cmd.ext_fields.get("g"), Some("1795314995605"));
         assert_eq!(cmd.ext_fields.get("x"), None);
-        assert_eq!(cmd.ext_fields.get("s").map(|v| v.as_str()), Some("v"));
+        assert_eq!(cmd.ext_fields.get("s"), Some("v"));
     }
 
     /// The fast path and the general decoder agree on every form the fast path takes, and
@@ -657,8 +670,11 @@ mod tests {
     fn unescaped_strings_are_not_copied() {
         let header = Bytes::from(br#"{"code":105,"extFields":{"topic":"TopicTest"}}"#.to_vec());
         let cmd = decode(&header, Bytes::new()).expect("valid header");
-        let topic = cmd.ext_fields.get("topic").expect("topic");
         let range = header.as_ptr_range();
-        assert!(range.contains(&topic.as_bytes().as_ptr()));
+        let topic = cmd.ext_fields.get("topic").expect("topic");
+        assert!(range.contains(&topic.as_ptr()));
+        let shared = cmd.ext_fields.get_shared("topic").expect("topic");
+        assert_eq!(shared, "TopicTest");
+        assert!(range.contains(&shared.as_bytes().as_ptr()), "a slice of the frame, not a copy");
     }
 }

@@ -10,7 +10,7 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::bytestr::ByteStr;
-use crate::command::{ExtFieldsReader, LanguageCode, RemotingCommand, SerializeType};
+use crate::command::{ExtFieldsReader, LanguageCode, RemotingCommand, SerializeType, Text};
 use crate::error::WireError;
 use crate::known_keys::{self, KnownKey};
 
@@ -99,7 +99,9 @@ pub(crate) fn decode(header: &Bytes, body: Bytes) -> Result<RemotingCommand, Wir
             header_len: header.len(),
         });
     }
-    let mut ext_fields = ExtFieldsReader::new();
+    // Keys and values are checked as UTF-8 one by one; the header as a whole is binary, so each
+    // keeps a slice of its own.
+    let mut ext_fields = ExtFieldsReader::new(ByteStr::default());
     while r.at < ext_end {
         let key_len = r.i16("extFields key length")?;
         let key_len = usize::try_from(key_len)
@@ -116,8 +118,8 @@ pub(crate) fn decode(header: &Bytes, body: Bytes) -> Result<RemotingCommand, Wir
             });
         }
         match key {
-            Ok(known) => ext_fields.push_known(known, value)?,
-            Err(other) => ext_fields.push(other, value)?,
+            Ok(known) => ext_fields.push_known(known, Text::Own(value))?,
+            Err(other) => ext_fields.push(Text::Own(other), Text::Own(value))?,
         }
     }
     let ext_fields = ext_fields.finish();

@@ -9,7 +9,7 @@
 use std::io::Write;
 
 use crate::bytestr::ByteStr;
-use crate::command::ExtFields;
+use crate::command::{ExtFields, FieldText};
 use crate::error::HeaderError;
 
 mod admin;
@@ -42,14 +42,14 @@ pub trait CommandHeader: Sized {
 pub trait FieldValue: Sized {
     /// What a valid value looks like, for error messages.
     const EXPECTED: &'static str;
-    fn parse(text: &ByteStr) -> Option<Self>;
+    fn parse(text: FieldText<'_>) -> Option<Self>;
     fn to_text(&self) -> ByteStr;
 }
 
 impl FieldValue for ByteStr {
     const EXPECTED: &'static str = "string";
-    fn parse(text: &ByteStr) -> Option<Self> {
-        Some(text.clone())
+    fn parse(text: FieldText<'_>) -> Option<Self> {
+        Some(text.to_shared())
     }
     fn to_text(&self) -> ByteStr {
         self.clone()
@@ -60,8 +60,8 @@ macro_rules! integer_field {
     ($($t:ty => $expected:literal),*) => {$(
         impl FieldValue for $t {
             const EXPECTED: &'static str = $expected;
-            fn parse(text: &ByteStr) -> Option<Self> {
-                text.parse().ok()
+            fn parse(text: FieldText<'_>) -> Option<Self> {
+                text.as_str().parse().ok()
             }
             fn to_text(&self) -> ByteStr {
                 integer_text(i64::from(*self))
@@ -104,8 +104,9 @@ integer_field!(i32 => "32-bit integer", i64 => "64-bit integer");
 
 impl FieldValue for bool {
     const EXPECTED: &'static str = "boolean";
-    fn parse(text: &ByteStr) -> Option<Self> {
-        Some(text.eq_ignore_ascii_case("true") || text.as_str() == "1")
+    fn parse(text: FieldText<'_>) -> Option<Self> {
+        let text = text.as_str();
+        Some(text.eq_ignore_ascii_case("true") || text == "1")
     }
     fn to_text(&self) -> ByteStr {
         ByteStr::from_static(if *self { "true" } else { "false" })
@@ -114,21 +115,25 @@ impl FieldValue for bool {
 
 /// How a struct field maps to `extFields`: required (`T`) or optional (`Option<T>`).
 pub trait HeaderField: Sized {
-    fn read(header: &'static str, name: &'static str, value: Option<&ByteStr>) -> Result<Self, HeaderError>;
+    fn read(header: &'static str, name: &'static str, value: Option<FieldText<'_>>) -> Result<Self, HeaderError>;
     fn write(&self, name: &'static str, fields: &mut ExtFields);
 }
 
-fn parse_field<T: FieldValue>(header: &'static str, field: &'static str, text: &ByteStr) -> Result<T, HeaderError> {
+fn parse_field<T: FieldValue>(
+    header: &'static str,
+    field: &'static str,
+    text: FieldText<'_>,
+) -> Result<T, HeaderError> {
     T::parse(text).ok_or_else(|| HeaderError::BadField {
         header,
         field,
-        value: text.to_string(),
+        value: text.as_str().to_owned(),
         expected: T::EXPECTED,
     })
 }
 
 impl<T: FieldValue> HeaderField for T {
-    fn read(header: &'static str, name: &'static str, value: Option<&ByteStr>) -> Result<Self, HeaderError> {
+    fn read(header: &'static str, name: &'static str, value: Option<FieldText<'_>>) -> Result<Self, HeaderError> {
         match value {
             Some(text) => parse_field(header, name, text),
             None => Err(HeaderError::MissingField { header, field: name }),
@@ -140,7 +145,7 @@ impl<T: FieldValue> HeaderField for T {
 }
 
 impl<T: FieldValue> HeaderField for Option<T> {
-    fn read(header: &'static str, name: &'static str, value: Option<&ByteStr>) -> Result<Self, HeaderError> {
+    fn read(header: &'static str, name: &'static str, value: Option<FieldText<'_>>) -> Result<Self, HeaderError> {
         value.map(|text| parse_field(header, name, text)).transpose()
     }
     fn write(&self, name: &'static str, fields: &mut ExtFields) {
@@ -166,9 +171,9 @@ macro_rules! header {
             fn read_from(fields: &$crate::command::ExtFields) -> Result<Self, $crate::error::HeaderError> {
                 // One pass over the fields, each name matched once: a send header has a dozen.
                 // The first of repeated names counts, as `ExtFields::get` would find it.
-                $(let mut $field: Option<&$crate::bytestr::ByteStr> = None;)*
-                for (key, value) in fields.iter() {
-                    match key.as_str() {
+                $(let mut $field: Option<$crate::command::FieldText<'_>> = None;)*
+                for (key, value) in fields.entries() {
+                    match key {
                         $($wire if $field.is_none() => $field = Some(value),)*
                         _ => {}
                     }
@@ -220,7 +225,9 @@ mod tests {
         for (text, expected) in
             [("true", true), ("TRUE", true), ("1", true), ("false", false), ("0", false), ("yes", false)]
         {
-            assert_eq!(bool::parse(&ByteStr::from(text)), Some(expected), "{text}");
+            let fields: ExtFields = [("flag", text)].into_iter().collect();
+            let value = fields.entries().next().map(|(_, v)| v).expect("one field");
+            assert_eq!(bool::parse(value), Some(expected), "{text}");
         }
     }
 }
