@@ -502,7 +502,11 @@ async fn wait_for_batch(b: &Broker, h: &PullMessageRequestHeader, queue_key: u64
     let now = Instant::now();
     let answer_at = b.pull_batching.borrow().answer_at(queue_key, window, now);
     if let Some(at) = answer_at {
+        // Waiting costs no work, as a suspended pull's does not: not counted against
+        // `maxPendingRequests`.
+        b.suspended.set(b.suspended.get() + 1);
         glommio::timer::sleep(at - now).await;
+        b.suspended.set(b.suspended.get() - 1);
     }
 }
 
