@@ -29,6 +29,11 @@ impl ByteStr {
         Ok(Self(bytes))
     }
 
+    /// Wraps `bytes` if they are all ASCII (a header the fast decoders read).
+    pub fn from_ascii(bytes: Bytes) -> Option<Self> {
+        bytes.is_ascii().then_some(Self(bytes))
+    }
+
     /// A `ByteStr` over the part of `owner` that `s` points into, without copying; a copy of
     /// `s` if it does not lie inside `owner`.
     pub fn slice_ref(owner: &Bytes, s: &str) -> Self {

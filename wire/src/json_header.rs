@@ -357,10 +357,7 @@ mod fast {
 
     /// `Ok(None)`: not the simple form; let the general decoder read it.
     pub(super) fn decode(header: &Bytes, body: &Bytes) -> Result<Option<RemotingCommand>, WireError> {
-        if !header.is_ascii() {
-            return Ok(None);
-        }
-        let Ok(source) = ByteStr::from_utf8(header.clone()) else { return Ok(None) };
+        let Some(source) = ByteStr::from_ascii(header.clone()) else { return Ok(None) };
         let mut c = Cursor { b: header, i: 0 };
         let mut cmd = RemotingCommand { body: body.clone(), serialize_type: SerializeType::Json, ..Default::default() };
         let mut ext_fields = ExtFieldsReader::new(source);
