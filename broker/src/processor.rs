@@ -452,17 +452,14 @@ async fn pull_here(b: &Rc<Broker>, cmd: &RemotingCommand, h: PullMessageRequestH
     let deadline = Instant::now() + wait;
     let mut woken = false;
     // Only a pull that asked to be held may wait for company (see `pull_batching`).
-    let batch_window = match suspend {
-        true => Duration::from_micros(b.config.borrow().pull_batch_window_micros),
-        false => Duration::ZERO,
-    };
-    let queue_key = crate::pull_batching::queue_key(group, name, queue_id);
+    let batch_window = Duration::from_micros(b.config.borrow().pull_batch_window_micros);
+    let batching = (suspend && !batch_window.is_zero()).then(|| crate::pull_batching::queue_key(group, name, queue_id));
     loop {
-        if !batch_window.is_zero() {
+        if let Some(queue_key) = batching {
             wait_for_batch(b, &h, queue_key, batch_window).await;
         }
         let answer = pull_once(b, cmd, &h, subscription.as_ref()).await?;
-        if answer.code == resp::SUCCESS && !batch_window.is_zero() {
+        if let Some(queue_key) = batching.filter(|_| answer.code == resp::SUCCESS) {
             b.pull_batching.borrow_mut().answered(queue_key, batch_window, Instant::now());
         }
         let left = deadline.saturating_duration_since(Instant::now());

@@ -47,7 +47,8 @@ impl PullBatching {
         self.last_answered.insert(key, now);
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.last_answered.len()
     }
 }
