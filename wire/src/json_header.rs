@@ -189,6 +189,8 @@ mod fast {
     use crate::error::WireError;
     use crate::known_keys;
 
+    use super::plain_run;
+
     struct Cursor<'a> {
         b: &'a [u8],
         i: usize,
@@ -345,12 +347,6 @@ mod fast {
         }
     }
 
-    /// How many bytes of `b` come before a quote, a backslash or a control character; `None`
-    /// when none comes (an unterminated string).
-    fn plain_run(b: &[u8]) -> Option<usize> {
-        b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-    }
-
     fn hex4(digits: &[u8]) -> Option<u16> {
         digits.iter().try_fold(0u16, |n, &d| Some(n << 4 | (char::from(d).to_digit(16)? as u16)))
     }
@@ -461,6 +457,34 @@ mod fast {
     }
 }
 
+/// How many bytes of `b` come before a quote, a backslash or a control character (the bytes a
+/// JSON string must escape); `None` when none comes.
+///
+/// Eight bytes at a time: header values are mostly runs of a few dozen plain bytes, and this
+/// scan is the inner loop of both decoding and encoding them.
+fn plain_run(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    /// The high bit of each byte of `w` below `n` (n ≤ 0x80). Borrows can also flag bytes
+    /// above a flagged one, never below, so the lowest flag is exact.
+    fn below(w: u64, n: u8) -> u64 {
+        w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH
+    }
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let flags = below(w ^ (ONES * u64::from(b'"')), 1) | below(w ^ (ONES * u64::from(b'\\')), 1) | below(w, 0x20);
+        if flags != 0 {
+            return Some(at + flags.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    chunks.remainder().iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).map(|i| at + i)
+}
+
 /// Appends `cmd`'s header as JSON, members in the order fastjson writes them.
 pub(crate) fn encode(cmd: &RemotingCommand, dst: &mut BytesMut) {
     let mut w = Writer(dst);
@@ -508,27 +532,21 @@ impl Writer<'_> {
     fn string(&mut self, s: &str) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         self.0.put_u8(b'"');
-        let bytes = s.as_bytes();
-        let mut start = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            let escape: &[u8] = match b {
-                b'"' => b"\\\"",
-                b'\\' => b"\\\\",
-                b'\n' => b"\\n",
-                b'\r' => b"\\r",
-                b'\t' => b"\\t",
-                0x00..=0x1f => &[],
-                _ => continue,
-            };
-            self.0.put_slice(&bytes[start..i]);
-            if escape.is_empty() {
-                self.0.put_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]);
-            } else {
-                self.0.put_slice(escape);
+        let mut rest = s.as_bytes();
+        while let Some(plain) = plain_run(rest) {
+            self.0.put_slice(&rest[..plain]);
+            let b = rest[plain];
+            match b {
+                b'"' => self.0.put_slice(b"\\\""),
+                b'\\' => self.0.put_slice(b"\\\\"),
+                b'\n' => self.0.put_slice(b"\\n"),
+                b'\r' => self.0.put_slice(b"\\r"),
+                b'\t' => self.0.put_slice(b"\\t"),
+                _ => self.0.put_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]),
             }
-            start = i + 1;
+            rest = &rest[plain + 1..];
         }
-        self.0.put_slice(&bytes[start..]);
+        self.0.put_slice(rest);
         self.0.put_u8(b'"');
     }
 }
@@ -575,6 +593,32 @@ mod tests {
             let d = itoa_buf(n);
             assert_eq!(std::str::from_utf8(d.digits()).ok(), Some(n.to_string().as_str()));
         }
+    }
+
+    proptest::proptest! {
+        /// The word-at-a-time scan finds the first byte that needs escaping, wherever it is.
+        #[test]
+        fn plain_run_finds_the_first_byte_to_escape(
+            text in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            let naive = text.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+            proptest::prop_assert_eq!(plain_run(&text), naive);
+        }
+    }
+
+    #[test]
+    fn plain_run_sees_each_kind_at_each_position() {
+        for at in 0..20 {
+            for special in [b'"', b'\\', 0x00, 0x1f] {
+                let mut text = vec![b'a'; 20];
+                text[at] = special;
+                // Bytes that come close to the special ones must not be taken for them.
+                text.push(0xff);
+                text.insert(0, b' ');
+                assert_eq!(plain_run(&text), Some(at + 1), "{special:#x} at {at}");
+            }
+        }
+        assert_eq!(plain_run(&[0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xe9, 0xff].repeat(3)), None);
     }
 
     #[test]
