@@ -329,7 +329,7 @@ async fn send(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand) -> Answer 
         msg_region: Some(region),
         trace_on: Some(trace_on),
     };
-    Ok(RemotingCommand::response_to(cmd, code).with_header(&header))
+    Ok(RemotingCommand::response_to(cmd, code).with_header(header))
 }
 
 pub(crate) fn store_error(cmd: &RemotingCommand, e: store::StoreError) -> RemotingCommand {
@@ -582,7 +582,7 @@ async fn pull_once(
         min_offset: result.min_offset,
         max_offset: result.max_offset,
     };
-    let mut answer = RemotingCommand::response_to(cmd, code).with_header(&header).with_remark(result.status.name());
+    let mut answer = RemotingCommand::response_to(cmd, code).with_header(header).with_remark(result.status.name());
     if !result.messages.is_empty() {
         b.gets.set(b.gets.get() + result.messages.len() as u64);
         let mut body = BytesMut::with_capacity(result.buffer_total_size);
@@ -641,7 +641,7 @@ async fn query_consumer_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer 
             ));
         }
     };
-    Ok(ok(cmd).with_header(&QueryConsumerOffsetResponseHeader { offset }))
+    Ok(ok(cmd).with_header(QueryConsumerOffsetResponseHeader { offset }))
 }
 
 fn update_consumer_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
@@ -732,13 +732,13 @@ fn consumer_list(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
 async fn max_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     let h: GetMaxOffsetRequestHeader = header(cmd)?;
     let offset = b.max_offset(h.topic.as_str(), h.queue_id).await;
-    Ok(ok(cmd).with_header(&GetMaxOffsetResponseHeader { offset }))
+    Ok(ok(cmd).with_header(GetMaxOffsetResponseHeader { offset }))
 }
 
 async fn min_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     let h: GetMinOffsetRequestHeader = header(cmd)?;
     let offset = b.min_offset(h.topic.as_str(), h.queue_id).await;
-    Ok(ok(cmd).with_header(&GetMinOffsetResponseHeader { offset }))
+    Ok(ok(cmd).with_header(GetMinOffsetResponseHeader { offset }))
 }
 
 async fn earliest_time(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
@@ -747,7 +747,7 @@ async fn earliest_time(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
         .earliest_time(h.topic.as_str(), h.queue_id)
         .await
         .map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?;
-    Ok(ok(cmd).with_header(&GetEarliestMsgStoretimeResponseHeader { timestamp: time.unwrap_or(-1) }))
+    Ok(ok(cmd).with_header(GetEarliestMsgStoretimeResponseHeader { timestamp: time.unwrap_or(-1) }))
 }
 
 async fn search_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
@@ -756,7 +756,7 @@ async fn search_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
         .offset_by_time(h.topic.as_str(), h.queue_id, h.timestamp)
         .await
         .map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?;
-    Ok(ok(cmd).with_header(&SearchOffsetResponseHeader { offset }))
+    Ok(ok(cmd).with_header(SearchOffsetResponseHeader { offset }))
 }
 
 async fn view_message(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
@@ -884,6 +884,6 @@ fn update_broker_config(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
 fn broker_config(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     let version = String::from_utf8(b.meta.borrow().data_version().encode()).unwrap_or_default();
     Ok(ok(cmd)
-        .with_header(&GetBrokerConfigResponseHeader { version: version.as_str().into() })
+        .with_header(GetBrokerConfigResponseHeader { version: version.as_str().into() })
         .with_body(b.config.borrow().to_properties()))
 }

@@ -416,7 +416,7 @@ impl Producer {
         };
         let code = if batch.is_some() { request::SEND_BATCH_MESSAGE } else { request::SEND_MESSAGE_V2 };
         let body = batch.unwrap_or_else(|| message.body.clone());
-        let cmd = RemotingCommand::request(code).with_header(&SendMessageRequestHeaderV2::from(header)).with_body(body);
+        let cmd = RemotingCommand::request(code).with_header(SendMessageRequestHeaderV2::from(header)).with_body(body);
         Ok((addr, cmd))
     }
 }

@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use crate::bytestr::ByteStr;
 use crate::error::{HeaderError, WireError};
-use crate::header::CommandHeader;
+use crate::header::{CommandHeader, IntoExtFields};
 use crate::known_keys::KnownKey;
 
 /// Flag bit 0: this command is a response.
@@ -427,8 +427,8 @@ impl RemotingCommand {
     }
 
     /// Writes a typed header's fields into `extFields`.
-    pub fn with_header<H: CommandHeader>(mut self, header: &H) -> Self {
-        header.write_to(&mut self.ext_fields);
+    pub fn with_header(mut self, header: impl IntoExtFields) -> Self {
+        header.write_into(&mut self.ext_fields);
         self
     }
 

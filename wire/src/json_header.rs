@@ -552,7 +552,7 @@ impl Writer<'_> {
 }
 
 /// Decimal digits of `n` without allocating.
-struct DecimalBuf {
+pub(crate) struct DecimalBuf {
     buf: [u8; 20],
     start: usize,
 }
@@ -561,9 +561,14 @@ impl DecimalBuf {
     fn digits(&self) -> &[u8] {
         &self.buf[self.start..]
     }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII digits and a minus sign are ever written.
+        std::str::from_utf8(self.digits()).unwrap_or_default()
+    }
 }
 
-fn itoa_buf(n: i64) -> DecimalBuf {
+pub(crate) fn itoa_buf(n: i64) -> DecimalBuf {
     let mut buf = [0u8; 20];
     let mut at = buf.len();
     let negative = n < 0;

@@ -88,7 +88,7 @@ pub(crate) async fn pull(instance: &ClientInstance, group: &str, request: PullRe
         broker_name: Some(queue.broker_name.as_str().into()),
     };
     let timeout = instance.request_timeout() + suspend.unwrap_or_default();
-    let cmd = RemotingCommand::request(request::PULL_MESSAGE).with_header(&header);
+    let cmd = RemotingCommand::request(request::PULL_MESSAGE).with_header(header);
     let answer = instance.remoting.invoke(&addr, cmd, timeout).await?;
     let status = match answer.code {
         response::SUCCESS => PullStatus::Found,

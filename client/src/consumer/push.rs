@@ -572,7 +572,7 @@ impl Inner {
             broker_name: Some(message.broker_name.as_str().into()),
         };
         let cmd = RemotingCommand::request(request::SEND_MESSAGE_V2)
-            .with_header(&SendMessageRequestHeaderV2::from(header))
+            .with_header(SendMessageRequestHeaderV2::from(header))
             .with_body(message.body().clone());
         self.instance.call(&addr, cmd).await.map(|_| ())
     }

@@ -6,8 +6,6 @@
 //! `decodeCommandCustomHeader` does: integers strictly, booleans leniently (`"true"` or `"1"` is
 //! true, anything else false). Fields a header does not name are ignored.
 
-use std::io::Write;
-
 use crate::bytestr::ByteStr;
 use crate::command::{ExtFields, FieldText};
 use crate::error::HeaderError;
@@ -44,6 +42,11 @@ pub trait FieldValue: Sized {
     const EXPECTED: &'static str;
     fn parse(text: FieldText<'_>) -> Option<Self>;
     fn to_text(&self) -> ByteStr;
+    /// The text, giving up the value: a `ByteStr` moves instead of sharing (a clone of one
+    /// made from a `String` allocates its reference count).
+    fn into_text(self) -> ByteStr {
+        self.to_text()
+    }
 }
 
 impl FieldValue for ByteStr {
@@ -53,6 +56,9 @@ impl FieldValue for ByteStr {
     }
     fn to_text(&self) -> ByteStr {
         self.clone()
+    }
+    fn into_text(self) -> ByteStr {
+        self
     }
 }
 
@@ -87,17 +93,7 @@ fn integer_text(value: i64) -> ByteStr {
             let at = 10 + (value as usize - 10) * 2;
             ByteStr::from_static(&SMALL_INTEGERS[at..at + 2])
         }
-        _ => {
-            // Formatted on the stack and copied once: a `String` would be a second allocation.
-            let mut buf = [0u8; 20];
-            let mut rest = &mut buf[..];
-            let _ = write!(rest, "{value}");
-            let len = 20 - rest.len();
-            match std::str::from_utf8(&buf[..len]) {
-                Ok(text) => ByteStr::from(text),
-                Err(_) => ByteStr::from(value.to_string()),
-            }
-        }
+        _ => ByteStr::from(crate::json_header::itoa_buf(value).as_str()),
     }
 }
 integer_field!(i32 => "32-bit integer", i64 => "64-bit integer");
@@ -117,6 +113,15 @@ impl FieldValue for bool {
 pub trait HeaderField: Sized {
     fn read(header: &'static str, name: &'static str, value: Option<FieldText<'_>>) -> Result<Self, HeaderError>;
     fn write(&self, name: &'static str, fields: &mut ExtFields);
+    fn write_owned(self, name: &'static str, fields: &mut ExtFields) {
+        self.write(name, fields);
+    }
+}
+
+/// What `RemotingCommand::with_header` takes: a header by reference (its text is shared) or by
+/// value (its text moves into the fields, for the answers a broker writes on every send).
+pub trait IntoExtFields {
+    fn write_into(self, fields: &mut ExtFields);
 }
 
 fn parse_field<T: FieldValue>(
@@ -142,6 +147,9 @@ impl<T: FieldValue> HeaderField for T {
     fn write(&self, name: &'static str, fields: &mut ExtFields) {
         fields.push(ByteStr::from_static(name), self.to_text());
     }
+    fn write_owned(self, name: &'static str, fields: &mut ExtFields) {
+        fields.push(ByteStr::from_static(name), self.into_text());
+    }
 }
 
 impl<T: FieldValue> HeaderField for Option<T> {
@@ -151,6 +159,11 @@ impl<T: FieldValue> HeaderField for Option<T> {
     fn write(&self, name: &'static str, fields: &mut ExtFields) {
         if let Some(v) = self {
             fields.push(ByteStr::from_static(name), v.to_text());
+        }
+    }
+    fn write_owned(self, name: &'static str, fields: &mut ExtFields) {
+        if let Some(v) = self {
+            fields.push(ByteStr::from_static(name), v.into_text());
         }
     }
 }
@@ -189,6 +202,20 @@ macro_rules! header {
                 $(<$ty as $crate::header::HeaderField>::write(&self.$field, $wire, fields);)*
             }
         }
+
+        impl $crate::header::IntoExtFields for $name {
+            #[allow(unused_variables)]
+            fn write_into(self, fields: &mut $crate::command::ExtFields) {
+                fields.reserve([$($wire),*].len());
+                $(<$ty as $crate::header::HeaderField>::write_owned(self.$field, $wire, fields);)*
+            }
+        }
+
+        impl $crate::header::IntoExtFields for &$name {
+            fn write_into(self, fields: &mut $crate::command::ExtFields) {
+                <$name as $crate::header::CommandHeader>::write_to(self, fields);
+            }
+        }
     };
 }
 pub(crate) use header;
@@ -218,6 +245,33 @@ mod tests {
         for value in [0, 5, 77, -3, i32::MAX, i32::MIN] {
             assert_eq!(value.to_text().as_str(), value.to_string(), "{value}");
         }
+    }
+
+    #[test]
+    fn a_header_written_by_value_reads_as_one_written_by_reference() {
+        let header = crate::header::SendMessageResponseHeader {
+            msg_id: ByteStr::from(String::from("7F0000010000BEEF")),
+            queue_id: 3,
+            queue_offset: 1_234_567,
+            transaction_id: None,
+            msg_region: Some("DefaultRegion".into()),
+            trace_on: Some("true".into()),
+        };
+        let by_reference = crate::RemotingCommand::request(0).with_header(&header);
+        let by_value = crate::RemotingCommand::request(0).with_header(header.clone());
+        let fields: Vec<(&str, &str)> = by_value.ext_fields.iter().collect();
+        assert_eq!(fields, by_reference.ext_fields.iter().collect::<Vec<_>>());
+        assert_eq!(
+            fields,
+            [
+                ("msgId", "7F0000010000BEEF"),
+                ("queueId", "3"),
+                ("queueOffset", "1234567"),
+                ("MSG_REGION", "DefaultRegion"),
+                ("TRACE_ON", "true")
+            ]
+        );
+        assert_eq!(by_value.header::<crate::header::SendMessageResponseHeader>(), Ok(header));
     }
 
     #[test]
