@@ -397,7 +397,7 @@ impl Producer {
         let header = SendMessageRequestHeader {
             producer_group: self.inner.group_field.clone(),
             topic: message.topic.as_str().into(),
-            default_topic: topic::AUTO_CREATE_TOPIC_KEY.into(),
+            default_topic: ByteStr::from_static(topic::AUTO_CREATE_TOPIC_KEY),
             default_topic_queue_nums: self.inner.config.default_topic_queue_nums,
             queue_id: queue.queue_id,
             // As Java's producer: a half message of a transaction is marked prepared.
