@@ -33,7 +33,6 @@ pub trait CommandHeader: Sized {
     /// The Java class name, used in error messages.
     const NAME: &'static str;
     fn read_from(fields: &ExtFields) -> Result<Self, HeaderError>;
-    fn write_to(&self, fields: &mut ExtFields);
 }
 
 /// A scalar that travels as text in `extFields`.
@@ -41,21 +40,15 @@ pub trait FieldValue: Sized {
     /// What a valid value looks like, for error messages.
     const EXPECTED: &'static str;
     fn parse(text: FieldText<'_>) -> Option<Self>;
-    fn to_text(&self) -> ByteStr;
     /// The text, giving up the value: a `ByteStr` moves instead of sharing (a clone of one
     /// made from a `String` allocates its reference count).
-    fn into_text(self) -> ByteStr {
-        self.to_text()
-    }
+    fn into_text(self) -> ByteStr;
 }
 
 impl FieldValue for ByteStr {
     const EXPECTED: &'static str = "string";
     fn parse(text: FieldText<'_>) -> Option<Self> {
         Some(text.to_shared())
-    }
-    fn to_text(&self) -> ByteStr {
-        self.clone()
     }
     fn into_text(self) -> ByteStr {
         self
@@ -69,8 +62,8 @@ macro_rules! integer_field {
             fn parse(text: FieldText<'_>) -> Option<Self> {
                 text.as_str().parse().ok()
             }
-            fn to_text(&self) -> ByteStr {
-                integer_text(i64::from(*self))
+            fn into_text(self) -> ByteStr {
+                integer_text(i64::from(self))
             }
         }
     )*};
@@ -104,18 +97,15 @@ impl FieldValue for bool {
         let text = text.as_str();
         Some(text.eq_ignore_ascii_case("true") || text == "1")
     }
-    fn to_text(&self) -> ByteStr {
-        ByteStr::from_static(if *self { "true" } else { "false" })
+    fn into_text(self) -> ByteStr {
+        ByteStr::from_static(if self { "true" } else { "false" })
     }
 }
 
 /// How a struct field maps to `extFields`: required (`T`) or optional (`Option<T>`).
 pub trait HeaderField: Sized {
     fn read(header: &'static str, name: &'static str, value: Option<FieldText<'_>>) -> Result<Self, HeaderError>;
-    fn write(&self, name: &'static str, fields: &mut ExtFields);
-    fn write_owned(self, name: &'static str, fields: &mut ExtFields) {
-        self.write(name, fields);
-    }
+    fn write(self, name: &'static str, fields: &mut ExtFields);
 }
 
 /// What `RemotingCommand::with_header` takes: a header by reference (its text is shared) or by
@@ -144,10 +134,7 @@ impl<T: FieldValue> HeaderField for T {
             None => Err(HeaderError::MissingField { header, field: name }),
         }
     }
-    fn write(&self, name: &'static str, fields: &mut ExtFields) {
-        fields.push(ByteStr::from_static(name), self.to_text());
-    }
-    fn write_owned(self, name: &'static str, fields: &mut ExtFields) {
+    fn write(self, name: &'static str, fields: &mut ExtFields) {
         fields.push(ByteStr::from_static(name), self.into_text());
     }
 }
@@ -156,19 +143,15 @@ impl<T: FieldValue> HeaderField for Option<T> {
     fn read(header: &'static str, name: &'static str, value: Option<FieldText<'_>>) -> Result<Self, HeaderError> {
         value.map(|text| parse_field(header, name, text)).transpose()
     }
-    fn write(&self, name: &'static str, fields: &mut ExtFields) {
-        if let Some(v) = self {
-            fields.push(ByteStr::from_static(name), v.to_text());
-        }
-    }
-    fn write_owned(self, name: &'static str, fields: &mut ExtFields) {
+    fn write(self, name: &'static str, fields: &mut ExtFields) {
         if let Some(v) = self {
             fields.push(ByteStr::from_static(name), v.into_text());
         }
     }
 }
 
-/// Declares a header struct, its wire names and its `CommandHeader` impl.
+/// Declares a header struct, its wire names, its `CommandHeader` impl and the `IntoExtFields`
+/// impls that write it by value and by reference.
 macro_rules! header {
     ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty = $wire:literal,)* }) => {
         $(#[$meta])*
@@ -195,25 +178,20 @@ macro_rules! header {
                     $($field: <$ty as $crate::header::HeaderField>::read(stringify!($name), $wire, $field)?,)*
                 })
             }
-
-            #[allow(unused_variables)]
-            fn write_to(&self, fields: &mut $crate::command::ExtFields) {
-                fields.reserve([$($wire),*].len());
-                $(<$ty as $crate::header::HeaderField>::write(&self.$field, $wire, fields);)*
-            }
         }
 
         impl $crate::header::IntoExtFields for $name {
             #[allow(unused_variables)]
             fn write_into(self, fields: &mut $crate::command::ExtFields) {
                 fields.reserve([$($wire),*].len());
-                $(<$ty as $crate::header::HeaderField>::write_owned(self.$field, $wire, fields);)*
+                $(<$ty as $crate::header::HeaderField>::write(self.$field, $wire, fields);)*
             }
         }
 
         impl $crate::header::IntoExtFields for &$name {
             fn write_into(self, fields: &mut $crate::command::ExtFields) {
-                <$name as $crate::header::CommandHeader>::write_to(self, fields);
+                // Cloning the header clones each text once, as sharing it field by field would.
+                $crate::header::IntoExtFields::write_into(self.clone(), fields);
             }
         }
     };
@@ -243,7 +221,7 @@ mod tests {
             assert_eq!(integer_text(value).as_str(), value.to_string(), "{value}");
         }
         for value in [0, 5, 77, -3, i32::MAX, i32::MIN] {
-            assert_eq!(value.to_text().as_str(), value.to_string(), "{value}");
+            assert_eq!(value.into_text().as_str(), value.to_string(), "{value}");
         }
     }
 
