@@ -482,7 +482,12 @@ fn plain_run(b: &[u8]) -> Option<usize> {
         }
         at += 8;
     }
-    chunks.remainder().iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).map(|i| at + i)
+    chunks.remainder().iter().position(|&c| must_escape(c)).map(|i| at + i)
+}
+
+/// A byte a JSON string cannot hold as it is.
+fn must_escape(c: u8) -> bool {
+    c == b'"' || c == b'\\' || c < 0x20
 }
 
 /// Appends `cmd`'s header as JSON, members in the order fastjson writes them.
@@ -606,7 +611,7 @@ mod tests {
         fn plain_run_finds_the_first_byte_to_escape(
             text in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
         ) {
-            let naive = text.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+            let naive = text.iter().position(|&c| must_escape(c));
             proptest::prop_assert_eq!(plain_run(&text), naive);
         }
     }
