@@ -35,6 +35,7 @@ const NAMES: &[&str] = &[
     "queueId",
     "sysFlag",
     "version",
+    "TRACE_ON",
     "brokerId",
     "clientID",
     "clientId",
@@ -48,6 +49,7 @@ const NAMES: &[&str] = &[
     "namespace",
     "statsName",
     "timestamp",
+    "MSG_REGION",
     "brokerAddr",
     "brokerName",
     "clientAddr",
@@ -139,6 +141,9 @@ mod tests {
         assert_eq!(intern(b"z").map(|k| k.text).as_deref(), Some("z"));
         assert_eq!(intern(b"topic").map(|k| k.text).as_deref(), Some("topic"));
         assert_eq!(intern(b"suspendTimeoutMillis").map(|k| k.text).as_deref(), Some("suspendTimeoutMillis"));
+        // A send response's region and trace flags, upper case as the Java broker writes them.
+        assert_eq!(intern(b"MSG_REGION").map(|k| k.text).as_deref(), Some("MSG_REGION"));
+        assert_eq!(intern(b"TRACE_ON").map(|k| k.text).as_deref(), Some("TRACE_ON"));
         assert!(intern(b"A").is_none());
         assert!(intern(b"topicX").is_none());
         assert!(intern(b"").is_none());
