@@ -42,6 +42,7 @@ const NAMES: &[&str] = &[
     "srcGroup",
     "statsKey",
     "unitMode",
+    "bodyCrc32",
     "destGroup",
     "groupName",
     "maxOffset",
@@ -88,6 +89,7 @@ const NAMES: &[&str] = &[
     "nextBeginOffset",
     "topicFilterType",
     "commitOrRollback",
+    "_UNIQUE_KEY_QUERY",
     "maxReconsumeTimes",
     "fromTransactionCheck",
     "suggestWhichBrokerId",
@@ -128,6 +130,31 @@ mod tests {
     #[test]
     fn names_are_sorted_and_distinct() {
         assert!(NAMES.windows(2).all(|w| search_order(w[0].as_bytes()) < search_order(w[1].as_bytes())));
+    }
+
+    #[test]
+    fn every_key_a_typed_header_declares_is_known() {
+        let sources = [
+            include_str!("header/admin.rs"),
+            include_str!("header/client.rs"),
+            include_str!("header/namesrv.rs"),
+            include_str!("header/offset.rs"),
+            include_str!("header/pull.rs"),
+            include_str!("header/query.rs"),
+            include_str!("header/send.rs"),
+            include_str!("header/transaction.rs"),
+        ];
+        let mut keys = 0;
+        for source in sources {
+            // Fields are declared one a line: `name: Type = "wireName",`.
+            for line in source.lines() {
+                let Some((_, rest)) = line.split_once(" = \"") else { continue };
+                let Some(key) = rest.strip_suffix("\",") else { continue };
+                assert!(intern(key.as_bytes()).is_some(), "{key} is not a known key");
+                keys += 1;
+            }
+        }
+        assert!(keys > 100, "found only {keys} declared keys");
     }
 
     #[test]
