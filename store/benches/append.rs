@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{env_or, work_dir};
+use common::{env_or, thread_cpu, work_dir};
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -74,6 +74,7 @@ async fn run(dir: PathBuf, flush: FlushDiskType, appenders: usize, segment_bytes
     let bytes = Rc::new(RefCell::new(0u64));
     let deadline = Instant::now() + length;
     let started = Instant::now();
+    let cpu_before = thread_cpu();
     let mut tasks = Vec::new();
     // One message built up front: what is measured is the store, not building bodies.
     let template = message();
@@ -99,13 +100,14 @@ async fn run(dir: PathBuf, flush: FlushDiskType, appenders: usize, segment_bytes
         t.await;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = thread_cpu().zip(cpu_before).map(|(after, before)| (after - before).as_secs_f64());
     let mut lat = latencies.borrow().clone();
     lat.sort_unstable();
     let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0);
     let total = *bytes.borrow();
     let reused = log.reused_segments() - reused_before;
     format!(
-        "append {:<11} {:>3} appenders{}: {:>9.0} records/s {:>8.1} MB/s  p50 {:>6} µs  p99 {:>6} µs  max {:>7} µs{}",
+        "append {:<11} {:>3} appenders{}: {:>9.0} records/s {:>8.1} MB/s  p50 {:>6} µs  p99 {:>6} µs  max {:>7} µs{}{}",
         flush.name(),
         appenders,
         if batch > 1 { format!(" × {batch}") } else { String::new() },
@@ -114,6 +116,13 @@ async fn run(dir: PathBuf, flush: FlushDiskType, appenders: usize, segment_bytes
         pct(0.5),
         pct(0.99),
         lat.last().copied().unwrap_or(0),
+        // The executor's share of the run on the CPU, and its CPU time per record: a run that is
+        // not busy near 100 % waits on the disk or on the executor's scheduling, not on the CPU.
+        cpu.map_or(String::new(), |cpu| format!(
+            "  busy {:>3.0} %  {:.2} µs CPU/record",
+            100.0 * cpu / elapsed,
+            1e6 * cpu / (lat.len() * batch).max(1) as f64
+        )),
         if spares > 0 { format!("  ({reused} segments reused)") } else { String::new() }
     )
 }

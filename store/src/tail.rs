@@ -63,7 +63,10 @@ impl TailCache {
             }
             let from = start.max(e.offset);
             let to = end.min(e.end());
-            dst[(filled - start) as usize..(from - start) as usize].fill(0);
+            if from > filled {
+                // A gap between entries; adjacent records, the usual case, need no call to memset.
+                dst[(filled - start) as usize..(from - start) as usize].fill(0);
+            }
             let src = &e.bytes[(from - e.offset) as usize..(to - e.offset) as usize];
             dst[(from - start) as usize..(to - start) as usize].copy_from_slice(src);
             filled = to;
