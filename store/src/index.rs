@@ -493,6 +493,18 @@ impl KeyIndex {
         Ok(KeyIndex { dir, config, files: RefCell::new(files), next_offset: Cell::new(next_offset) })
     }
 
+    /// The log ends at `end` (recovery cut what followed, or it was never written): records
+    /// appended from there on are new and must be filed, even where the index holds entries
+    /// of records the cut removed (an index written before its records, as the checkpoint did
+    /// before it synced the log first). Those entries stay; a query reads every record it finds
+    /// and checks its key, so they never match the records that replace them.
+    pub fn forget_from(&self, end: i64) {
+        if end < self.next_offset.get() {
+            info!(dir = %self.dir.display(), from = end, to = self.next_offset.get(), "key index entries past the end of the log are stale");
+            self.next_offset.set(end);
+        }
+    }
+
     /// Files the record at `physical_offset` under each of its keys. Records below what the
     /// index already covers (recovery replaying them) are skipped.
     pub fn put<'k>(

@@ -234,6 +234,9 @@ impl MessageStore {
             };
             CommitLog::open(config.commitlog.clone(), scan_from, &mut dispatch).await?
         };
+        if let Some(index) = &index {
+            index.forget_from(log.global_offset(log.end()));
+        }
         let recovery = StoreRecovery { checkpoint, commitlog: report, consume_queues: loaded };
         let store = MessageStore {
             inner: Rc::new(Inner {
@@ -619,11 +622,14 @@ impl MessageStore {
         for queue in queues {
             queue.flush().await?;
         }
-        if let Some(index) = &self.inner.index {
-            index.flush(log.global_offset(end)).await?;
-        }
         if log.synced_end() < end {
             log.flush().await?;
+        }
+        // Only after the records are written: an index entry that reached the disk before its
+        // record could outlive it in a crash, and the index would then skip whatever record is
+        // appended at that offset after recovery (its key never found).
+        if let Some(index) = &self.inner.index {
+            index.flush(log.global_offset(end)).await?;
         }
         let cp = Checkpoint { commitlog_end: end, consume_queue_end: end, index_end: end, timestamp_ms: now_ms() };
         if self.inner.last_checkpoint.get().is_some_and(|last| last.scan_from() == cp.scan_from()) {
