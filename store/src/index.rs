@@ -461,8 +461,9 @@ pub struct KeyIndex {
     config: IndexConfig,
     files: RefCell<Vec<Rc<IndexFile>>>,
     /// Records below this physical offset have been indexed; recovery's replay skips them.
-    /// At open: past the last durable entry. Entries reach the disk in physical order, older
-    /// files first, so every record with keys below it is in the files.
+    /// At open: past the last durable entry, but not past the end of the recovered log (see
+    /// [`KeyIndex::forget_from`]). Entries reach the disk in physical order, older files first,
+    /// so every record with keys below it is in the files.
     next_offset: Cell<i64>,
 }
 
