@@ -305,9 +305,8 @@ fn the_key_index_finds_messages_by_key_and_unique_key_across_files_restarts_and_
 fn records_appended_where_a_crash_cut_the_log_are_found_by_key_despite_stale_index_entries() {
     let dir = tempfile::tempdir().expect("tempdir");
     let c = config(dir.path(), FlushDiskType::AsyncFlush);
-    let cp_path = dir.path().join("checkpoint");
     let first = c.clone();
-    let saved_cp = cp_path.clone();
+    let saved_cp = dir.path().join("checkpoint");
     let (cut_from, cut_to, segment) = on_executor(move || async move {
         let (store, _) = open(first).await;
         for seq in 0..20u64 {
@@ -322,7 +321,7 @@ fn records_appended_where_a_crash_cut_the_log_are_found_by_key_despite_stale_ind
         let to = store.commitlog().end();
         store.close().await.expect("close");
         std::fs::write(&saved_cp, kept).expect("restore the older checkpoint");
-        (from, to, dir_of(&store, "commitlog").join(format!("{:020}", 0)))
+        (from, to, dir_of(&store, "commitlog").join(format!("{:020}", 0u64)))
     });
     // The log loses seq 20..40, as writes that never completed; the index keeps their entries.
     let file = std::fs::OpenOptions::new().write(true).open(&segment).expect("open segment");
