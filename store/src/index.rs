@@ -428,6 +428,13 @@ impl IndexFile {
     }
 }
 
+fn remove_index_file(path: &Path) -> Result<(), StoreError> {
+    std::fs::remove_file(path).or_else(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Ok(()),
+        _ => Err(StoreError::io("remove", path, e)),
+    })
+}
+
 async fn write_all(file: &BufferedFile, path: &Path, bytes: Vec<u8>, at: u64) -> Result<(), StoreError> {
     let len = bytes.len();
     let written = file.write_at(bytes, at).await.map_err(|e| StoreError::io("write", path, e))?;
@@ -497,13 +504,23 @@ impl KeyIndex {
     /// The log ends at `end` (recovery cut what followed, or it was never written): records
     /// appended from there on are new and must be filed, even where the index holds entries
     /// of records the cut removed (an index written before its records, as the checkpoint did
-    /// before it synced the log first). Those entries stay; a query reads every record it finds
-    /// and checks its key, so they never match the records that replace them.
-    pub fn forget_from(&self, end: i64) {
-        if end < self.next_offset.get() {
-            info!(dir = %self.dir.display(), from = end, to = self.next_offset.get(), "key index entries past the end of the log are stale");
-            self.next_offset.set(end);
+    /// before it synced the log first). Files that start at or past `end` hold nothing else and
+    /// are deleted, so a new file never takes the name of a stale one. Stale entries in the file
+    /// before them stay; a query reads every record it finds and checks its key, so they never
+    /// match the records that replace them. Returns the number of files deleted.
+    pub fn forget_from(&self, end: i64) -> Result<usize, StoreError> {
+        if end >= self.next_offset.get() {
+            return Ok(0);
         }
+        info!(dir = %self.dir.display(), from = end, to = self.next_offset.get(), "key index entries past the end of the log are stale");
+        self.next_offset.set(end);
+        let mut files = self.files.borrow_mut();
+        let mut deleted = 0;
+        while let Some(file) = files.pop_if(|f| f.base >= end) {
+            remove_index_file(&file.path)?;
+            deleted += 1;
+        }
+        Ok(deleted)
     }
 
     /// Files the record at `physical_offset` under each of its keys. Records below what the
@@ -593,10 +610,7 @@ impl KeyIndex {
         let mut deleted = 0;
         while files.len() > 1 && files[1].base <= min_physical {
             let file = files.remove(0);
-            std::fs::remove_file(&file.path).or_else(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => Ok(()),
-                _ => Err(StoreError::io("remove", &file.path, e)),
-            })?;
+            remove_index_file(&file.path)?;
             deleted += 1;
         }
         Ok(deleted)

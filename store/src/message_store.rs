@@ -235,7 +235,7 @@ impl MessageStore {
             CommitLog::open(config.commitlog.clone(), scan_from, &mut dispatch).await?
         };
         if let Some(index) = &index {
-            index.forget_from(log.global_offset(log.end()));
+            index.forget_from(log.global_offset(log.end()))?;
         }
         let recovery = StoreRecovery { checkpoint, commitlog: report, consume_queues: loaded };
         let store = MessageStore {

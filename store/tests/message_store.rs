@@ -238,6 +238,11 @@ fn retention_deletes_old_segments_and_queues_start_after_them_across_a_restart()
     });
 }
 
+fn index_bases(dir: &Path) -> Vec<i64> {
+    let names = std::fs::read_dir(dir).expect("index dir").filter_map(|e| e.ok()?.file_name().into_string().ok());
+    names.filter_map(|name| name.parse().ok()).collect()
+}
+
 fn dir_of(store: &MessageStore, sub: &str) -> std::path::PathBuf {
     store.config().dir.join(sub)
 }
@@ -304,7 +309,11 @@ fn the_key_index_finds_messages_by_key_and_unique_key_across_files_restarts_and_
 #[test]
 fn records_appended_where_a_crash_cut_the_log_are_found_by_key_despite_stale_index_entries() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let c = config(dir.path(), FlushDiskType::AsyncFlush);
+    let mut c = config(dir.path(), FlushDiskType::AsyncFlush);
+    // Three keys a record, two records a file: the lost records fill index files of their own,
+    // one of them named by the offset where the cut log now ends.
+    c.index.hash_slots = 61;
+    c.index.max_entries = 6;
     let first = c.clone();
     let saved_cp = dir.path().join("checkpoint");
     let (cut_from, cut_to, segment) = on_executor(move || async move {
@@ -334,6 +343,10 @@ fn records_appended_where_a_crash_cut_the_log_are_found_by_key_despite_stale_ind
         let (store, recovery) = open(second).await;
         assert_eq!(store.commitlog().end(), cut_from, "{recovery:?}");
         assert_eq!(store.max_offset_in_queue("CutTopic", 0), 20);
+        let end = store.commitlog().global_offset(cut_from);
+        let index_bases = index_bases(&dir_of(&store, "index"));
+        assert_eq!(index_bases.len(), 10, "seq 0..20, two records a file: {index_bases:?}");
+        assert!(index_bases.iter().all(|b| *b < end), "files of lost records deleted: {index_bases:?} vs {end}");
         assert!(query_seqs(&store, "CutTopic", "k25", 32).await.is_empty(), "a lost record is not served");
         for seq in 100..120u64 {
             put(&store, keyed(message("CutTopic", 0, seq, "t"), seq)).await;
