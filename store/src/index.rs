@@ -507,12 +507,12 @@ impl KeyIndex {
     /// before it synced the log first). Files that start at or past `end` hold nothing else and
     /// are deleted, so a new file never takes the name of a stale one. Stale entries in the file
     /// before them stay; a query reads every record it finds and checks its key, so they never
-    /// match the records that replace them. Returns the number of files deleted.
-    pub fn forget_from(&self, end: i64) -> Result<usize, StoreError> {
-        if end >= self.next_offset.get() {
-            return Ok(0);
+    /// match the records that replace them.
+    pub fn forget_from(&self, end: i64) -> Result<(), StoreError> {
+        let covered = self.next_offset.get();
+        if end >= covered {
+            return Ok(());
         }
-        info!(dir = %self.dir.display(), from = end, to = self.next_offset.get(), "key index entries past the end of the log are stale");
         self.next_offset.set(end);
         let mut files = self.files.borrow_mut();
         let mut deleted = 0;
@@ -520,7 +520,8 @@ impl KeyIndex {
             remove_index_file(&file.path)?;
             deleted += 1;
         }
-        Ok(deleted)
+        info!(dir = %self.dir.display(), from = end, to = covered, files_deleted = deleted, "key index entries past the end of the log are stale");
+        Ok(())
     }
 
     /// Files the record at `physical_offset` under each of its keys. Records below what the
