@@ -63,8 +63,12 @@ run e2e-1024-half-e2e-rate "$warmup" e2e --size 1024 --producers 64 --rate "$(ha
 python3 - "$out" "$serialize" <<'PY'
 import glob, json, os, statistics, sys
 out = sys.argv[1]
+def steal(reports):
+    # The hypervisor's share of the machine in each run: where it is high, so are the tails.
+    shares = [r["host"]["steal_pct"] for r in reports if "host" in r]
+    return f"{statistics.median(shares):.1f}/{max(shares):.1f}" if shares else "-"
 names = sorted({os.path.basename(p).rsplit(".", 2)[0] for p in glob.glob(os.path.join(out, "*.json"))})
-print(f"{'scenario':28} {'msg/s':>9} {'MB/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'p99.9':>7} {'max ms':>7} {'broker µs/msg':>13} {'bench µs/msg':>12}")
+print(f"{'scenario':28} {'msg/s':>9} {'MB/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'p99.9':>7} {'max ms':>7} {'broker µs/msg':>13} {'bench µs/msg':>12} {'steal % med/max':>15}")
 for name in names:
     reports = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(out, name + ".*.json")))]
     def med(f):
@@ -74,7 +78,7 @@ for name in names:
     lat = lambda r, k: r[section]["latency" if section == "produce" else "end_to_end"][k] / 1000
     print(f"{name:28} {med(lambda r: r[section]['msgs_per_s']):9.0f} {med(lambda r: r[section]['mb_per_s']):7.1f} "
           f"{med(lambda r: lat(r, 'p50_us')):7.2f} {med(lambda r: lat(r, 'p99_us')):7.2f} {med(lambda r: lat(r, 'p999_us')):7.2f} "
-          f"{med(lambda r: lat(r, 'max_us')):7.1f} {med(lambda r: r['broker']['cpu_us_per_msg']):13.2f} {med(lambda r: r['bench']['cpu_us_per_msg']):12.2f}")
+          f"{med(lambda r: lat(r, 'max_us')):7.1f} {med(lambda r: r['broker']['cpu_us_per_msg']):13.2f} {med(lambda r: r['bench']['cpu_us_per_msg']):12.2f} {steal(reports):>15}")
     if "consume" in reports[0] and section == "produce":
         e = lambda r, k: r["consume"]["end_to_end"][k] / 1000
         print(f"{'  consumed':28} {med(lambda r: r['consume']['msgs_per_s']):9.0f} {med(lambda r: r['consume']['mb_per_s']):7.1f} "

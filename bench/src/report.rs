@@ -26,6 +26,9 @@ pub struct Report {
     pub broker: Option<ProcessFigures>,
     /// This program's own CPU and memory: on a shared machine it competes with the broker.
     pub bench: ProcessFigures,
+    /// The whole machine's CPU time over the measured phase, when `/proc/stat` could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostFigures>,
 }
 
 /// What was asked for, so a report can be read (and compared) on its own.
@@ -86,6 +89,16 @@ pub struct ProcessFigures {
     pub rss_mb: f64,
 }
 
+/// How the machine's CPU time was spent, in percent of all its CPUs' time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostFigures {
+    /// Running anything: the broker, this program, everything else.
+    pub busy_pct: f64,
+    /// Taken by the hypervisor for other guests while a CPU had work. Above a few percent the
+    /// run was disturbed: latency tails grow and throughput drops by more than the share taken.
+    pub steal_pct: f64,
+}
+
 impl Report {
     /// A summary for people.
     pub fn render(&self) -> String {
@@ -142,6 +155,10 @@ impl Report {
             "bench CPU:  {:.2} s, {:.2} µs/msg; RSS {:.0} MB",
             self.bench.cpu_s, self.bench.cpu_us_per_msg, self.bench.rss_mb
         );
+        if let Some(h) = &self.host {
+            let _ =
+                writeln!(out, "host CPU:   busy {:.0} %, stolen by the hypervisor {:.1} %", h.busy_pct, h.steal_pct);
+        }
         out
     }
 

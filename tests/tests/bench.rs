@@ -90,6 +90,10 @@ fn e2e_at_a_fixed_rate_delivers_every_acknowledged_message() {
     // The schedule caps what is offered: never more than the rate over the measured time.
     let elapsed = r["elapsed_s"].as_f64().expect("elapsed");
     assert!((sent as f64) <= (200.0 * elapsed).ceil() + 2.0, "{sent} sends in {elapsed:.2} s exceed the offered 200/s");
+    // The machine's share of busy and stolen CPU time over those seconds: both programs ran.
+    let busy = r["host"]["busy_pct"].as_f64().expect("host figures over a 2 s phase");
+    let steal = r["host"]["steal_pct"].as_f64().expect("steal");
+    assert!(busy > 0.0 && steal >= 0.0 && busy + steal <= 100.0 + 1e-9, "{r}");
 }
 
 #[test]

@@ -18,7 +18,7 @@ use crate::pace::Pacer;
 use crate::report::{ConsumeFigures, ProduceFigures, Report, Scenario};
 use crate::stamp::{self, Clock};
 use crate::stats::Percentiles;
-use reporter::{cost, Phased, Reporter, Snapshot};
+use reporter::{cost, host_figures, Phased, Reporter, Snapshot};
 pub use sender::error_kind;
 
 /// What to run.
@@ -305,6 +305,7 @@ pub async fn run(load: Load) -> Result<Report> {
         }),
         broker: cost(&baseline.brokers, &after.brokers, handled),
         bench: cost(&[baseline.bench], &[after.bench], handled).unwrap_or_default(),
+        host: host_figures(&baseline, &after),
     })
 }
 

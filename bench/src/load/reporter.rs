@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::{Command, Load, Shared};
-use crate::report::ProcessFigures;
+use crate::report::{HostFigures, ProcessFigures};
 use crate::stats::{ms, Percentiles, SharedTally, Tally};
-use crate::usage::{self, Usage};
+use crate::usage::{self, HostCpu, Usage};
 
 /// A sender's or the consumer's tallies: warm-up results only feed the progress line.
 #[derive(Clone, Default)]
@@ -29,17 +29,28 @@ impl Phased {
     }
 }
 
-/// Resource use of the broker processes and of this one.
+/// Resource use of the broker processes, of this one and of the machine.
 #[derive(Clone)]
 pub(crate) struct Snapshot {
     pub(crate) brokers: Vec<Option<Usage>>,
     pub(crate) bench: Option<Usage>,
+    pub(crate) host: Option<HostCpu>,
 }
 
 impl Snapshot {
     pub(crate) fn take(load: &Load) -> Self {
-        Self { brokers: load.broker_pids.iter().map(|pid| usage::of(*pid)).collect(), bench: usage::of_self() }
+        Self {
+            brokers: load.broker_pids.iter().map(|pid| usage::of(*pid)).collect(),
+            bench: usage::of_self(),
+            host: usage::host(),
+        }
     }
+}
+
+/// The machine's busy and stolen shares between two snapshots.
+pub(crate) fn host_figures(before: &Snapshot, after: &Snapshot) -> Option<HostFigures> {
+    let shares = after.host?.shares_since(&before.host?)?;
+    Some(HostFigures { busy_pct: shares.busy_pct, steal_pct: shares.steal_pct })
 }
 
 /// CPU spent between two snapshots per message handled, and memory at the end.
@@ -99,6 +110,7 @@ impl Reporter {
         let mut second = (Tally::default(), Tally::default());
         let mut next_line = began + Duration::from_secs(1);
         let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut host_at_line = usage::host();
         let elapsed = loop {
             tick.tick().await;
             let now = Instant::now();
@@ -110,7 +122,14 @@ impl Reporter {
                 since = Some(now);
             }
             if load.progress && now >= next_line {
-                eprintln!("{}", progress_line(now - began, since.is_none(), &second.0, &second.1, load.command));
+                let host = usage::host();
+                let steal = host.zip(host_at_line).and_then(|(now, then)| now.shares_since(&then));
+                host_at_line = host;
+                let mut line = progress_line(now - began, since.is_none(), &second.0, &second.1, load.command);
+                if let Some(shares) = steal {
+                    line += &format!(" | steal {:.0}%", shares.steal_pct);
+                }
+                eprintln!("{line}");
                 second.0.clear();
                 second.1.clear();
                 next_line += Duration::from_secs(1);
