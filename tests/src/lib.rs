@@ -204,23 +204,44 @@ pub fn run_python(script: &str, args: &[&str]) -> Output {
 
 /// Runs a client to completion, killing it after `CLIENT_TIMEOUT`.
 fn run(cmd: &mut Command) -> Output {
-    let mut child =
-        cmd.current_dir(interop_dir()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start client");
-    let deadline = Instant::now() + CLIENT_TIMEOUT;
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
+    run_to_end(cmd.current_dir(interop_dir()), "", CLIENT_TIMEOUT)
+}
+
+/// Runs `cmd` with `stdin` as its input, killed (and the test failed) after `timeout`. Output
+/// goes to files, not pipes: a child writing more than a pipe holds would otherwise block until
+/// it is read, which is after it exits.
+fn run_to_end(cmd: &mut Command, stdin: &str, timeout: Duration) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes()).expect("write stdin");
+    }
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
+            let _ = child.wait();
             panic!(
-                "client timed out after {CLIENT_TIMEOUT:?}\nstdout: {}\nstderr: {}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+                "{cmd:?} timed out after {timeout:?}\nstdout: {}\nstderr: {}",
+                std::fs::read_to_string(&out_path).unwrap_or_default(),
+                std::fs::read_to_string(&err_path).unwrap_or_default()
             );
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: std::fs::read(&out_path).expect("stdout"),
+        stderr: std::fs::read(&err_path).expect("stderr"),
     }
 }
 
@@ -268,36 +289,5 @@ pub fn run_apogee(args: &[&str], stdin: &str) -> Output {
 
 /// Runs `bin args…` with `stdin` as its input, killed (and the test failed) after `timeout`.
 pub fn run_bin(bin: &Path, args: &[&str], stdin: &str, timeout: Duration) -> Output {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
-    let mut child = Command::new(bin)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-    if let Some(mut input) = child.stdin.take() {
-        input.write_all(stdin.as_bytes()).expect("write stdin");
-    }
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!(
-                "{} {args:?} timed out; stderr: {}",
-                bin.display(),
-                std::fs::read_to_string(&err_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: std::fs::read(&out_path).expect("stdout"),
-        stderr: std::fs::read(&err_path).expect("stderr"),
-    }
+    run_to_end(Command::new(bin).args(args), stdin, timeout)
 }
