@@ -229,10 +229,12 @@ impl Admin {
                 response::QUERY_NOT_FOUND => continue,
                 _ => return Err(broker_error(addr, request::QUERY_MESSAGE, &answer)),
             }
-            let stored = wire::message::decode_stored_messages(&answer.body, false).map_err(|e| {
+            let bad = |e: wire::MessageError| {
                 ClientError::InvalidArgument(format!("{addr}: QUERY_MESSAGE answered with bad records: {e}"))
-            })?;
-            found.extend(stored.into_iter().map(|m| MessageExt::new(m, &broker.broker_name)));
+            };
+            for m in wire::message::decode_stored_messages(&answer.body, false).map_err(bad)? {
+                found.push(MessageExt::decompressed(m, &broker.broker_name).map_err(bad)?);
+            }
         }
         // As Java's client: only exact matches, whatever a broker's index let through.
         found.retain(|m| match unique {
@@ -251,11 +253,12 @@ impl Admin {
         let cmd =
             RemotingCommand::request(request::VIEW_MESSAGE_BY_ID).with_header(&ViewMessageRequestHeader { offset });
         let answer = self.instance.call(&addr, cmd).await?;
-        let mut stored = wire::message::decode_stored_messages(&answer.body, false).map_err(|e| {
+        let bad = |e: wire::MessageError| {
             ClientError::InvalidArgument(format!("{addr}: VIEW_MESSAGE_BY_ID answered with a bad record: {e}"))
-        })?;
+        };
+        let mut stored = wire::message::decode_stored_messages(&answer.body, false).map_err(bad)?;
         match stored.pop() {
-            Some(m) => Ok(MessageExt::new(m, "")),
+            Some(m) => MessageExt::decompressed(m, "").map_err(bad),
             None => Err(ClientError::InvalidArgument(format!("{addr}: no message at offset {offset}"))),
         }
     }

@@ -2,7 +2,7 @@
 //! remoting protocol of the `wire` crate over tokio.
 //!
 //! - [`Producer`]: sync, async, oneway, batch and ordered sends, with route refresh, retries and
-//!   broker isolation after failures.
+//!   broker isolation after failures; bodies of 4 KiB or more go compressed, as Java's do.
 //! - [`TransactionProducer`]: half messages, committed or rolled back by a local transaction,
 //!   and answers to the broker's checks of transactions left open.
 //! - [`PullConsumer`]: explicit offsets, long polling.
@@ -50,4 +50,5 @@ pub use remoting::{RemotingClient, RemotingConfig, ServerRequest};
 pub use route::{NameServers, TopicRoute};
 pub use transaction::{LocalTransactionState, TransactionListener, TransactionProducer, TransactionSendResult};
 pub use wire::body::MessageQueue;
+pub use wire::message::CompressionType;
 pub use wire::SerializeType;

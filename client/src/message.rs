@@ -77,6 +77,16 @@ impl MessageExt {
         Self { stored, broker_name: broker_name.to_string() }
     }
 
+    /// A message as a broker returned it, its body decompressed when the producer compressed
+    /// it (as Java's `MessageDecoder` does for consumers and admin queries). The sysFlag still
+    /// says how it was stored.
+    pub fn decompressed(mut stored: StoredMessage, broker_name: &str) -> Result<Self, wire::MessageError> {
+        if stored.sys_flag & wire::message::sys_flag::COMPRESSED != 0 {
+            stored.body = wire::message::decompress_body(&stored.body, stored.sys_flag)?.into();
+        }
+        Ok(Self::new(stored, broker_name))
+    }
+
     /// The topic the producer sent to: a retried message carries its original topic in
     /// RETRY_TOPIC.
     pub fn topic(&self) -> &str {

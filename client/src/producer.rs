@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use wire::body::MessageQueue;
 use wire::code::{request, response};
 use wire::header::{SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader};
-use wire::message::{properties, topic, BatchMessage, UniqueIdGenerator};
+use wire::message::{properties, topic, BatchMessage, CompressionType, UniqueIdGenerator};
 use wire::{ByteStr, RemotingCommand};
 
 use crate::error::{ClientError, Result};
@@ -34,6 +34,14 @@ pub struct ProducerConfig {
     pub default_topic_queue_nums: i32,
     /// How long a broker that failed a send is passed over.
     pub isolation: Duration,
+    /// A body of this many bytes or more is sent compressed (`compressMsgBodyOverHowmuch`);
+    /// `usize::MAX` sends every body as it is. Batches are never compressed, as in Java.
+    pub compress_over: usize,
+    /// The codec (Java's `rocketmq.message.compressType`). Consumers of every RocketMQ version
+    /// read zlib; LZ4 and zstd need 4.9.8 consumers (or this client).
+    pub compress_type: CompressionType,
+    /// zlib's level, 0–9 (`rocketmq.message.compressLevel`).
+    pub compress_level: u32,
 }
 
 impl ProducerConfig {
@@ -45,6 +53,9 @@ impl ProducerConfig {
             max_message_size: 4 * 1024 * 1024,
             default_topic_queue_nums: 4,
             isolation: Duration::from_secs(30),
+            compress_over: 4 * 1024,
+            compress_type: CompressionType::Zlib,
+            compress_level: 5,
         }
     }
 }
@@ -378,6 +389,21 @@ impl Producer {
         })
     }
 
+    /// The body to send and the sysFlag bits that say how: compressed when it is at least
+    /// `compress_over` bytes and compressing makes it smaller (Java sends the compressed form
+    /// even when it is larger; consumers read either).
+    fn packed_body(&self, body: &Bytes) -> (Bytes, i32) {
+        let config = &self.inner.config;
+        if body.len() < config.compress_over {
+            return (body.clone(), 0);
+        }
+        let packed = wire::message::compress_body(body, config.compress_type, config.compress_level);
+        if packed.len() >= body.len() {
+            return (body.clone(), 0);
+        }
+        (packed.into(), config.compress_type.sys_flag())
+    }
+
     /// The broker address and the request for one send.
     fn request_for(
         &self,
@@ -394,6 +420,11 @@ impl Producer {
                 reason: format!("broker {} has no master", queue.broker_name),
             })?,
         };
+        let is_batch = batch.is_some();
+        let (body, compressed) = match batch {
+            Some(batch) => (batch, 0),
+            None => self.packed_body(&message.body),
+        };
         let header = SendMessageRequestHeader {
             producer_group: self.inner.group_field.clone(),
             topic: message.topic.as_str().into(),
@@ -401,21 +432,21 @@ impl Producer {
             default_topic_queue_nums: self.inner.config.default_topic_queue_nums,
             queue_id: queue.queue_id,
             // As Java's producer: a half message of a transaction is marked prepared.
-            sys_flag: match message.properties.get(properties::TRANSACTION_PREPARED).map(String::as_str) {
-                Some("true") => wire::message::sys_flag::TRANSACTION_PREPARED_TYPE,
-                _ => 0,
-            },
+            sys_flag: compressed
+                | match message.properties.get(properties::TRANSACTION_PREPARED).map(String::as_str) {
+                    Some("true") => wire::message::sys_flag::TRANSACTION_PREPARED_TYPE,
+                    _ => 0,
+                },
             born_timestamp: now_ms(),
             flag: message.flag,
             properties: Some(message.encoded_properties()),
             reconsume_times: Some(0),
             unit_mode: Some(false),
-            batch: Some(batch.is_some()),
+            batch: Some(is_batch),
             max_reconsume_times: None,
             broker_name: Some(queue.broker_name.as_str().into()),
         };
-        let code = if batch.is_some() { request::SEND_BATCH_MESSAGE } else { request::SEND_MESSAGE_V2 };
-        let body = batch.unwrap_or_else(|| message.body.clone());
+        let code = if is_batch { request::SEND_BATCH_MESSAGE } else { request::SEND_MESSAGE_V2 };
         let cmd = RemotingCommand::request(code).with_header(SendMessageRequestHeaderV2::from(header)).with_body(body);
         Ok((addr, cmd))
     }

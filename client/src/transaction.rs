@@ -131,7 +131,13 @@ async fn answer_check(producer: &Producer, listener: &dyn TransactionListener, r
         tracing::warn!(broker = %request.addr, "CHECK_TRANSACTION_STATE without a message");
         return;
     };
-    let message = MessageExt::new(stored, "");
+    let message = match MessageExt::decompressed(stored, "") {
+        Ok(message) => message,
+        Err(e) => {
+            tracing::warn!(broker = %request.addr, error = %e, "CHECK_TRANSACTION_STATE with an undecodable body");
+            return;
+        }
+    };
     let state = listener.check(&message);
     let msg_id = header.msg_id.clone().unwrap_or_else(|| message.msg_id().as_str().into());
     let end = EndTransactionRequestHeader {

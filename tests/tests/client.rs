@@ -11,6 +11,7 @@ use client::{
     MessageModel, MessageQueue, Producer, ProducerConfig, PullConsumer, PullStatus, PushConsumer, PushConsumerConfig,
     SendStatus, Target, TopicSpec, TransactionListener, TransactionProducer,
 };
+use wire::message::{sys_flag, CompressionType};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -569,6 +570,68 @@ async fn orderly_consumers_never_share_a_queue_and_keep_each_key_in_order() {
     }
     a.shutdown(Duration::from_secs(5)).await;
     producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_go_compressed_with_each_codec_and_come_back_whole() {
+    let broker = TestBroker::start();
+    broker.create_topic("TopicCompressed", 2);
+    let large: String = (0..2000).map(|i| format!("line {i} of a body worth compressing\n")).collect();
+    let mut sent = Vec::new();
+    for codec in [CompressionType::Zlib, CompressionType::Lz4, CompressionType::Zstd] {
+        let mut config = ProducerConfig::new(format!("PG_{codec:?}"), broker.namesrv().to_string());
+        config.compress_type = codec;
+        let producer = Producer::start(config).expect("producer");
+        sent.push((Some(codec), producer.send(Message::new("TopicCompressed", large.clone())).await.expect("send")));
+        producer.shutdown().await;
+    }
+    // Under the 4 KiB threshold, and incompressible above it: both stored as they are.
+    let under = "u".repeat(4095);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let noise: Vec<u8> = (0..8192)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    let producer = producer(&broker);
+    sent.push((None, producer.send(Message::new("TopicCompressed", under.clone())).await.expect("send")));
+    sent.push((None, producer.send(Message::new("TopicCompressed", noise.clone())).await.expect("send")));
+    producer.shutdown().await;
+
+    let consumer = pull_consumer(&broker, "CG_compressed");
+    let pulled: Vec<MessageExt> = pull_all(&consumer, "TopicCompressed", "*").await.into_values().flatten().collect();
+    assert_eq!(pulled.len(), sent.len());
+    let admin = Admin::start(ClientConfig::new(broker.namesrv().to_string())).expect("admin");
+    for (i, (codec, result)) in sent.iter().enumerate() {
+        let m = pulled.iter().find(|m| m.msg_id() == result.msg_id).expect("every message pulled");
+        let original: &[u8] = match i {
+            0..=2 => large.as_bytes(),
+            3 => under.as_bytes(),
+            _ => &noise,
+        };
+        assert_eq!(m.body().as_ref(), original, "{codec:?}: the consumer gets the body as sent");
+        let how = m.stored.sys_flag & (sys_flag::COMPRESSED | sys_flag::COMPRESSION_TYPE_MASK);
+        // What the broker stored: the compressed form, by its BODYCRC.
+        let stored_form = match codec {
+            Some(codec) => {
+                assert_eq!(how, codec.sys_flag(), "the sysFlag names the codec");
+                wire::message::compress_body(original, *codec, 5)
+            }
+            None => {
+                assert_eq!(how, 0, "message {i} went as it was");
+                original.to_vec()
+            }
+        };
+        assert_eq!(m.stored.body_crc, wire::message::body_crc(&stored_form), "{codec:?}");
+        // Admin lookups decompress too, as Java's.
+        let viewed = admin.view_message(&result.offset_msg_id).await.expect("view");
+        assert_eq!(viewed.body().as_ref(), original, "{codec:?}");
+    }
+    admin.shutdown().await;
+    consumer.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

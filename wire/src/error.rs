@@ -67,6 +67,6 @@ pub enum MessageError {
     NegativeLength { what: &'static str, len: i32 },
     #[error("message id {0:?} is not a valid offset message id (32 or 56 hex digits)")]
     BadMessageId(String),
-    #[error("zlib: {0}")]
+    #[error("compressed body: {0}")]
     Compression(String),
 }

@@ -244,6 +244,9 @@ pub async fn run(load: Load) -> Result<Report> {
         for n in 0..load.connections {
             let mut config = ProducerConfig::new("apogee-bench-producer", load.namesrv.clone());
             config.client = load.client_config();
+            // Bodies go as they are, so that sizes and MB/s are what the broker stores (Java's
+            // benchmark Producer compresses its bodies of 4 KiB or more).
+            config.compress_over = usize::MAX;
             let producer = Producer::start(config)?;
             // Route and connection before the clock starts.
             producer.queues(&load.topic).await?;

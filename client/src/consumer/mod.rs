@@ -15,7 +15,6 @@ use wire::header::{
     QueryConsumerOffsetRequestHeader, QueryConsumerOffsetResponseHeader, SearchOffsetRequestHeader,
     SearchOffsetResponseHeader, UpdateConsumerOffsetRequestHeader,
 };
-use wire::message::sys_flag;
 use wire::RemotingCommand;
 
 pub use pull::PullConsumer;
@@ -102,13 +101,9 @@ pub(crate) async fn pull(instance: &ClientInstance, group: &str, request: PullRe
     if status == PullStatus::Found {
         let stored = wire::message::decode_stored_messages(&answer.body, false)
             .map_err(|source| ClientError::Message { addr: addr.clone(), source })?;
-        for mut message in stored {
-            if message.sys_flag & sys_flag::COMPRESSED != 0 {
-                let body = wire::message::inflate_body(&message.body)
-                    .map_err(|source| ClientError::Message { addr: addr.clone(), source })?;
-                message.body = body.into();
-            }
-            let message = MessageExt::new(message, &queue.broker_name);
+        for message in stored {
+            let message = MessageExt::decompressed(message, &queue.broker_name)
+                .map_err(|source| ClientError::Message { addr: addr.clone(), source })?;
             if subscription.matches_tags(message.tags()) {
                 messages.push(message);
             }

@@ -9,14 +9,16 @@ mod stored;
 mod tag;
 
 pub use batch::{decode_batch, encode_batch, BatchMessage};
-pub use compress::{deflate_body, inflate_body, MAX_INFLATED_BODY_BYTES};
+pub use compress::{
+    compress_body, decompress_body, deflate_body, inflate_body, CompressionType, MAX_INFLATED_BODY_BYTES,
+};
 pub use id::{decode_offset_msg_id, offset_msg_id, push_offset_msg_id, UniqueIdGenerator, OFFSET_MSG_ID_MAX_LEN};
 pub use stored::{body_crc, decode_stored_messages, StoredMessage, BLANK_MAGIC_CODE, MESSAGE_MAGIC_CODE};
 pub use tag::tag_hash_code;
 
 /// Bits of a message's `sysFlag` (`MessageSysFlag`).
 pub mod sys_flag {
-    /// The body is zlib-compressed.
+    /// The body is compressed, with the codec bits 8–10 name (`COMPRESSION_TYPE_MASK`).
     pub const COMPRESSED: i32 = 1;
     pub const MULTI_TAGS: i32 = 1 << 1;
     pub const TRANSACTION_NOT_TYPE: i32 = 0;
@@ -29,6 +31,8 @@ pub mod sys_flag {
     pub const BORNHOST_V6: i32 = 1 << 4;
     /// The store host is IPv6 (16-byte address).
     pub const STOREHOST_V6: i32 = 1 << 5;
+    /// The codec of a compressed body (4.9.8): 1 LZ4, 2 zstd, 3 or 0 zlib.
+    pub const COMPRESSION_TYPE_MASK: i32 = 7 << 8;
 
     pub fn transaction_type(flag: i32) -> i32 {
         flag & TRANSACTION_MASK
