@@ -6,10 +6,10 @@ Prints one JSON line {"sent": [...], "received": [...]}; exits 1 on any error.
 """
 import json
 import sys
-import threading
-import time
 
-from rocketmq.client import Message, Producer, PushConsumer
+from rocketmq.client import Message, Producer
+
+from consume import consume
 
 
 def main():
@@ -29,26 +29,7 @@ def main():
     finally:
         producer.shutdown()
 
-    received = []
-    lock = threading.Lock()
-
-    def on_message(msg):
-        with lock:
-            received.append({"body": msg.body.decode(), "tags": msg.tags.decode(), "keys": msg.keys.decode()})
-
-    consumer = PushConsumer("GID_apogee_py")
-    consumer.set_namesrv_addr(addr)
-    consumer.subscribe(topic, on_message)
-    consumer.start()
-    try:
-        deadline = time.time() + 40
-        while time.time() < deadline:
-            with lock:
-                if len(received) >= count:
-                    break
-            time.sleep(0.1)
-    finally:
-        consumer.shutdown()
+    received = consume(addr, topic, "GID_apogee_py", count)
     print(json.dumps({"sent": sent, "received": received}), flush=True)
     return 0 if len(received) >= count else 1
 

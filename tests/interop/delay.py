@@ -7,10 +7,11 @@ any error or if both did not arrive within 40 s.
 """
 import json
 import sys
-import threading
 import time
 
-from rocketmq.client import Message, Producer, PushConsumer
+from rocketmq.client import Message, Producer
+
+from consume import consume
 
 
 def now_ms():
@@ -34,26 +35,8 @@ def main():
     finally:
         producer.shutdown()
 
-    received = []
-    lock = threading.Lock()
-
-    def on_message(msg):
-        with lock:
-            received.append({"body": msg.body.decode(), "at": now_ms()})
-
-    consumer = PushConsumer("GID_apogee_delay_py")
-    consumer.set_namesrv_addr(addr)
-    consumer.subscribe(topic, on_message)
-    consumer.start()
-    try:
-        deadline = time.time() + 40
-        while time.time() < deadline:
-            with lock:
-                if len(received) >= 2:
-                    break
-            time.sleep(0.05)
-    finally:
-        consumer.shutdown()
+    received = consume(addr, topic, "GID_apogee_delay_py", 2,
+                       describe=lambda msg: {"body": msg.body.decode(), "at": now_ms()})
     print(json.dumps({"sentAt": sent_at, "received": received}), flush=True)
     return 0 if len(received) >= 2 else 1
 
