@@ -933,11 +933,14 @@ async fn open_spares(config: &CommitLogConfig) -> Result<VecDeque<Rc<DmaFile>>, 
 }
 
 /// How the zero-fill of the next segment, `filled` bytes in, stands while the log is
-/// `log_progress` bytes into the segment before it. On schedule, the fill is twice as far into
-/// its segment as the log is into the previous one (plus a head start), so it ends when the log
-/// is about halfway there, spread evenly instead of in a burst that delays appends.
+/// `log_progress` bytes into the segment before it. On schedule, the fill is a tenth further
+/// into its segment than the log is into the previous one (plus a head start), so it ends when
+/// the log is about 85 % there, spread evenly instead of in a burst that delays appends. At a
+/// moderate rate the fill then keeps to its resting pace. (Kept at twice the log's progress, a
+/// fill at 47 MB/s of appends kept falling behind its schedule and writing back to back: e2e at
+/// 43k msg/s had p99.9 of 11–22 ms against 3.5–9.5 ms at a tenth ahead.)
 fn fill_pace(filled: u64, log_progress: u64, segment_bytes: u64) -> FillPace {
-    if filled >= (2 * log_progress + segment_bytes / 16).min(segment_bytes) {
+    if filled >= (log_progress + log_progress / 10 + segment_bytes / 16).min(segment_bytes) {
         FillPace::Ahead
     } else if filled >= log_progress {
         FillPace::Behind
@@ -1143,14 +1146,15 @@ mod tests {
     use super::{fill_pace, FillPace};
 
     #[test]
-    fn the_fill_keeps_twice_the_logs_pace_and_finishes_by_halfway() {
+    fn the_fill_keeps_a_tenth_ahead_of_the_log_and_finishes_by_85_percent() {
         let size = 1600;
         assert_eq!(fill_pace(0, 0, size), FillPace::Behind, "a head start is filled at once");
         assert_eq!(fill_pace(100, 0, size), FillPace::Ahead, "then the fill rests while the log is idle");
-        assert_eq!(fill_pace(300, 200, size), FillPace::Behind, "log 1/8 in: the fill must be 1/4 + 1/16 in");
-        assert_eq!(fill_pace(500, 200, size), FillPace::Ahead);
+        assert_eq!(fill_pace(300, 200, size), FillPace::Behind, "log 1/8 in: the fill must be 1/8 + 1/80 + 1/16 in");
+        assert_eq!(fill_pace(320, 200, size), FillPace::Ahead);
         assert_eq!(fill_pace(100, 200, size), FillPace::FarBehind, "slower than the log itself");
-        assert_eq!(fill_pace(1599, 750, size), FillPace::Behind, "done by the time the log is about halfway");
+        assert_eq!(fill_pace(1599, 1364, size), FillPace::Behind, "done by the time the log is about 85 % in");
+        assert_eq!(fill_pace(1540, 1300, size), FillPace::Ahead);
         assert_eq!(fill_pace(1600, 1600, size), FillPace::Ahead, "a finished fill is never behind");
     }
 }
