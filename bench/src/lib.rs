@@ -6,7 +6,8 @@
 //! - [`stats`]: HDR histograms and counts; [`report`]: the figures, printed and as JSON, and
 //!   the comparison of two reports.
 //! - [`embedded`]: a standalone Apogee started as a child process on free ports.
-//! - [`usage`]: CPU time and memory of the broker and of this program, from `/proc`.
+//! - [`usage`]: CPU time and memory of the broker and of this program, and the machine's busy
+//!   and stolen CPU time, from `/proc`.
 
 pub mod embedded;
 pub mod error;

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use crate::report::HostFigures;
+
 /// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ, 100 on every Linux architecture
 /// this runs on).
 const TICKS_PER_SECOND: u64 = 100;
@@ -51,19 +53,13 @@ pub struct HostCpu {
     pub steal: u64,
 }
 
-/// Shares of the machine's CPU time between two readings, in percent.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct HostShares {
-    pub busy_pct: f64,
-    pub steal_pct: f64,
-}
-
 impl HostCpu {
-    /// `None` when no tick passed (readings too close together to say anything).
-    pub fn shares_since(&self, before: &HostCpu) -> Option<HostShares> {
+    /// The busy and stolen shares since `before`; `None` when no tick passed (readings too
+    /// close together to say anything).
+    pub fn shares_since(&self, before: &HostCpu) -> Option<HostFigures> {
         let total = self.total.checked_sub(before.total).filter(|t| *t > 0)? as f64;
         let share = |now: u64, then: u64| now.saturating_sub(then) as f64 * 100.0 / total;
-        Some(HostShares { busy_pct: share(self.busy, before.busy), steal_pct: share(self.steal, before.steal) })
+        Some(HostFigures { busy_pct: share(self.busy, before.busy), steal_pct: share(self.steal, before.steal) })
     }
 }
 
@@ -77,10 +73,10 @@ pub fn host() -> Option<HostCpu> {
 fn host_from_stat(stat: &str) -> Option<HostCpu> {
     let line = stat.lines().next()?.strip_prefix("cpu ")?;
     let ticks: Vec<u64> = line.split_whitespace().take(8).map(str::parse).collect::<Result<_, _>>().ok()?;
-    let field = |i: usize| ticks.get(i).copied().unwrap_or(0);
     if ticks.len() < 4 {
         return None;
     }
+    let field = |i: usize| ticks.get(i).copied().unwrap_or(0);
     Some(HostCpu {
         total: ticks.iter().sum(),
         busy: field(0) + field(1) + field(2) + field(5) + field(6),

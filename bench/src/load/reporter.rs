@@ -49,8 +49,7 @@ impl Snapshot {
 
 /// The machine's busy and stolen shares between two snapshots.
 pub(crate) fn host_figures(before: &Snapshot, after: &Snapshot) -> Option<HostFigures> {
-    let shares = after.host?.shares_since(&before.host?)?;
-    Some(HostFigures { busy_pct: shares.busy_pct, steal_pct: shares.steal_pct })
+    after.host?.shares_since(&before.host?)
 }
 
 /// CPU spent between two snapshots per message handled, and memory at the end.

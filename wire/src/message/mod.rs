@@ -9,9 +9,7 @@ mod stored;
 mod tag;
 
 pub use batch::{decode_batch, encode_batch, BatchMessage};
-pub use compress::{
-    compress_body, decompress_body, deflate_body, inflate_body, CompressionType, MAX_INFLATED_BODY_BYTES,
-};
+pub use compress::{compress_body, decompress_body, CompressionType, MAX_INFLATED_BODY_BYTES};
 pub use id::{decode_offset_msg_id, offset_msg_id, push_offset_msg_id, UniqueIdGenerator, OFFSET_MSG_ID_MAX_LEN};
 pub use stored::{body_crc, decode_stored_messages, StoredMessage, BLANK_MAGIC_CODE, MESSAGE_MAGIC_CODE};
 pub use tag::tag_hash_code;
