@@ -35,6 +35,8 @@ pub enum ClientError {
     InvalidArgument(String),
     #[error("the client is shut down")]
     Shutdown,
+    #[error("consumer offsets file {}: {reason}", path.display())]
+    OffsetFile { path: std::path::PathBuf, reason: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

@@ -7,7 +7,8 @@
 //!   and answers to the broker's checks of transactions left open.
 //! - [`PullConsumer`]: explicit offsets, long polling.
 //! - [`PushConsumer`]: clustering (rebalanced with the average allocation strategy) or
-//!   broadcasting, offsets committed every 5 s and at shutdown, failed messages sent back.
+//!   broadcasting (offsets kept in a local file, as Java's), offsets committed every 5 s and at
+//!   shutdown, failed messages sent back.
 //! - [`Admin`]: topics, clusters, routes, stats, consumer progress, broker runtime and config.
 //!
 //! Runs on tokio: see the crate README for why.

@@ -2,6 +2,7 @@
 //! process): producer, pull and push consumers, admin, transactions.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use client::{
     MessageModel, MessageQueue, Producer, ProducerConfig, PullConsumer, PullStatus, PushConsumer, PushConsumerConfig,
     SendStatus, Target, TopicSpec, TransactionListener, TransactionProducer,
 };
+use wire::body::JsonBody;
 use wire::message::{sys_flag, CompressionType};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -217,6 +219,9 @@ async fn push_consumer(broker: &TestBroker, group: &str, model: MessageModel, se
     config.suspend = Duration::from_secs(2);
     config.rebalance_interval = Duration::from_secs(2);
     config.commit_interval = Duration::from_millis(200);
+    // Broadcasting offsets go to a file per instance name: each consumer here its own.
+    config.offset_store_dir = broker.dir.path().join("consumer-offsets");
+    config.instance_name = who.to_string();
     let who = who.to_string();
     PushConsumer::start(config, &[("TopicPush", "*")], move |m: MessageExt| {
         let seen = seen.clone();
@@ -296,6 +301,65 @@ async fn broadcasting_gives_every_consumer_every_message() {
     .await;
     a.shutdown(Duration::from_secs(5)).await;
     b.shutdown(Duration::from_secs(5)).await;
+    producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasting_consumers_resume_from_their_offsets_file_after_a_restart() {
+    let broker = TestBroker::start();
+    broker.create_topic("TopicPush", 4);
+    let producer = producer(&broker);
+    let before: BTreeSet<String> = (0..10).map(|i| format!("before {i}")).collect();
+    for body in &before {
+        producer.send(Message::new("TopicPush", body.clone())).await.expect("send");
+    }
+    let seen: Seen = Arc::default();
+    let a = push_consumer(&broker, "CG_bfile", MessageModel::Broadcasting, seen.clone(), "a").await;
+    wait_until("the first 10 consumed", || bodies_of(&seen, None).is_superset(&before)).await;
+    a.shutdown(Duration::from_secs(5)).await;
+
+    // Java's layout and form: <dir>/<ip>@<instanceName>/<group>/offsets.json, queue keys bare.
+    let files: Vec<PathBuf> = std::fs::read_dir(broker.dir.path().join("consumer-offsets"))
+        .expect("offsets dir")
+        .filter_map(|e| e.ok().map(|e| e.path().join("CG_bfile").join("offsets.json")))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].parent().and_then(|p| p.parent()).is_some_and(|p| p.to_string_lossy().ends_with("@a")));
+    let text = std::fs::read(&files[0]).expect("offsets file");
+    let stored = wire::body::ResetOffsetBody::decode(&text).expect("OffsetSerializeWrapper").offset_table;
+    assert_eq!(stored.len(), 4, "every queue: {stored:?}");
+    assert_eq!(stored.values().sum::<i64>(), 10, "offsets past the 10 consumed: {stored:?}");
+
+    let after: BTreeSet<String> = (0..10).map(|i| format!("after {i}")).collect();
+    for body in &after {
+        producer.send(Message::new("TopicPush", body.clone())).await.expect("send");
+    }
+    // Same instance: it starts where it stopped, though it is told to start from the first offset.
+    let again: Seen = Arc::default();
+    let a = push_consumer(&broker, "CG_bfile", MessageModel::Broadcasting, again.clone(), "a").await;
+    wait_until("the next 10 consumed", || bodies_of(&again, None).is_superset(&after)).await;
+    // Another instance has no file yet: it starts from the first offset.
+    let b = push_consumer(&broker, "CG_bfile", MessageModel::Broadcasting, again.clone(), "b").await;
+    let everything: BTreeSet<String> = before.union(&after).cloned().collect();
+    wait_until("b consumed all 20", || bodies_of(&again, Some("b")) == everything).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(bodies_of(&again, Some("a")), after, "a consumed nothing twice");
+    a.shutdown(Duration::from_secs(5)).await;
+    b.shutdown(Duration::from_secs(5)).await;
+
+    // A file that cannot be read, with no backup to fall back to, stops the start with an error
+    // naming it, rather than consuming everything again from the first offset.
+    let backup = files[0].with_file_name("offsets.json.bak");
+    let _ = std::fs::remove_file(&backup);
+    std::fs::write(&files[0], b"{\"offsetTable\":{{\"brokerName\"").expect("tear the file");
+    let mut config = PushConsumerConfig::new("CG_bfile", broker.namesrv().to_string());
+    config.model = MessageModel::Broadcasting;
+    config.offset_store_dir = broker.dir.path().join("consumer-offsets");
+    config.instance_name = "a".into();
+    let refused =
+        PushConsumer::start(config, &[("TopicPush", "*")], |_m: MessageExt| async { ConsumeResult::Success }).await;
+    let err = refused.err().expect("an unreadable offsets file is an error");
+    assert!(err.to_string().contains("offsets.json"), "{err}");
     producer.shutdown().await;
 }
 

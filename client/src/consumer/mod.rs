@@ -1,6 +1,7 @@
 //! Consumers: the requests both kinds share (pull, offsets, consumer lists) and the two kinds,
 //! [`PullConsumer`] and [`PushConsumer`].
 
+mod offset_file;
 mod pull;
 mod push;
 

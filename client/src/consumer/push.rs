@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,9 +25,9 @@ use wire::header::{ConsumerSendMsgBackRequestHeader, SendMessageRequestHeader, S
 use wire::message::{properties, topic};
 use wire::RemotingCommand;
 
-use super::{PullRequest, PullStatus};
+use super::{offset_file, PullRequest, PullStatus};
 use crate::error::{ClientError, Result};
-use crate::instance::{now_ms, ClientConfig, ClientInstance};
+use crate::instance::{local_ip, now_ms, ClientConfig, ClientInstance};
 use crate::lock;
 use crate::message::MessageExt;
 use crate::remoting::ServerRequest;
@@ -93,6 +94,13 @@ pub struct PushConsumerConfig {
     /// the retry topic with its retries counted, which the broker turns into the DLQ, as Java's
     /// orderly consumer does). `None`: retry for ever, Java's default for orderly listeners.
     pub orderly_max_reconsume_times: Option<i32>,
+    /// Broadcasting: the directory that keeps this consumer's offsets between runs, in
+    /// `<dir>/<ip>@<instance_name>/<group>/offsets.json` as Java's `LocalFileOffsetStore`
+    /// (`rocketmq.client.localOffsetStoreDir`; `~/.rocketmq_offsets` by default).
+    pub offset_store_dir: PathBuf,
+    /// Java's `instanceName` as it names the broadcasting offsets file: `DEFAULT` unless two
+    /// broadcasting consumers of one group run on one host, which need a name each.
+    pub instance_name: String,
 }
 
 impl PushConsumerConfig {
@@ -113,6 +121,8 @@ impl PushConsumerConfig {
             orderly: false,
             suspend_current_queue: Duration::from_secs(1),
             orderly_max_reconsume_times: None,
+            offset_store_dir: offset_file::default_dir(),
+            instance_name: "DEFAULT".into(),
         }
     }
 }
@@ -133,8 +143,10 @@ struct Inner {
     handler: Handler,
     permits: Arc<Semaphore>,
     workers: Mutex<BTreeMap<MessageQueue, Worker>>,
-    /// Broadcasting keeps offsets here.
+    /// Broadcasting keeps offsets here, and in `offset_file` between runs.
     local_offsets: Mutex<BTreeMap<MessageQueue, i64>>,
+    /// Broadcasting: the offsets file, and what it holds now.
+    offset_file: Option<(PathBuf, Mutex<BTreeMap<MessageQueue, i64>>)>,
     rebalance_now: Arc<Notify>,
     stopping: AtomicBool,
     background: Mutex<Vec<JoinHandle<()>>>,
@@ -214,6 +226,19 @@ impl PushConsumer {
             let retry = topic::retry_topic(&config.group);
             subs.insert(retry.clone(), SubscriptionData::from_tag_expression(&retry, body::SUB_ALL, version));
         }
+        let offset_file = match config.model {
+            MessageModel::Broadcasting => {
+                let client_name = format!("{}@{}", local_ip(), config.instance_name);
+                let path = offset_file::path(&config.offset_store_dir, &client_name, &config.group);
+                let load_from = path.clone();
+                let table = tokio::task::spawn_blocking(move || offset_file::load(&load_from))
+                    .await
+                    .map_err(|e| ClientError::OffsetFile { path: path.clone(), reason: e.to_string() })??;
+                tracing::info!(file = %path.display(), queues = table.len(), "broadcasting offsets loaded");
+                Some((path, table))
+            }
+            MessageModel::Clustering => None,
+        };
         let instance = ClientInstance::start(config.client.clone())?;
         let rebalance_now = instance.register_consumer(ConsumerData {
             consume_from_where: match config.consume_from {
@@ -238,7 +263,8 @@ impl PushConsumer {
             subscriptions: subs,
             handler,
             workers: Mutex::new(BTreeMap::new()),
-            local_offsets: Mutex::new(BTreeMap::new()),
+            local_offsets: Mutex::new(offset_file.as_ref().map(|(_, table)| table.clone()).unwrap_or_default()),
+            offset_file: offset_file.map(|(path, table)| (path, Mutex::new(table))),
             rebalance_now,
             stopping: AtomicBool::new(false),
             background: Mutex::new(Vec::new()),
@@ -301,6 +327,7 @@ impl PushConsumer {
             inner.commit(&worker.progress).await;
             released.insert(worker.progress.queue.clone());
         }
+        inner.store_local_offsets().await;
         if inner.config.orderly {
             inner.unlock_queues(&released).await;
         }
@@ -614,6 +641,22 @@ impl Inner {
         }
     }
 
+    /// Broadcasting: writes the offsets to the offsets file when they changed since it was
+    /// last written. A failure is logged and tried again next period.
+    async fn store_local_offsets(&self) {
+        let Some((path, stored)) = &self.offset_file else { return };
+        let table = lock(&self.local_offsets).clone();
+        if *lock(stored) == table {
+            return;
+        }
+        let (at, written) = (path.clone(), table.clone());
+        match tokio::task::spawn_blocking(move || offset_file::store(&at, &written)).await {
+            Ok(Ok(())) => *lock(stored) = table,
+            Ok(Err(e)) => tracing::warn!(error = %e, "broadcasting offsets not stored"),
+            Err(e) => tracing::warn!(file = %path.display(), error = %e, "broadcasting offsets not stored"),
+        }
+    }
+
     async fn commit(&self, progress: &Progress) {
         let Some(offset) = progress.commit_point() else { return };
         if lock(&progress.state).committed == Some(offset) {
@@ -786,6 +829,7 @@ async fn commit_loop(inner: Arc<Inner>) {
         for progress in progresses {
             inner.commit(&progress).await;
         }
+        inner.store_local_offsets().await;
     }
 }
 
