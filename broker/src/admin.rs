@@ -271,6 +271,23 @@ fn reset_body_for_cpp(table: &ResetOffsetBody) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({ "offsetTable": list })).unwrap_or_default()
 }
 
+/// CONSUME_MESSAGE_DIRECTLY: the message `msgId` names (an offset id of this broker) goes to the
+/// named consumer with this broker's name, as Java's broker sends it; the consumer's listener
+/// handles it and its answer (`ConsumeMessageDirectlyResult`) comes back.
+pub async fn consume_message_directly(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: ConsumeMessageDirectlyResultRequestHeader = header(cmd)?;
+    let msg_id = h.msg_id.as_ref().map_or("", |id| id.as_str());
+    let (_, offset) = wire::message::decode_offset_msg_id(msg_id)
+        .map_err(|e| error(cmd, resp::SYSTEM_ERROR, format!("message id {msg_id:?}: {e}")))?;
+    let record = b
+        .look_message(offset)
+        .await
+        .map_err(|_| error(cmd, resp::SYSTEM_ERROR, format!("can not find message by the offset, {offset}")))?;
+    let mut forward = cmd.clone().with_body(record);
+    forward.ext_fields.insert("brokerName", b.config.borrow().broker_name.clone());
+    call_consumer(b, &forward).await
+}
+
 /// GET_CONSUMER_RUNNING_INFO and CONSUME_MESSAGE_DIRECTLY: passed to the named consumer, its
 /// answer passed back (Java's `callConsumer`).
 pub async fn call_consumer(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {

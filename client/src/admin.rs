@@ -10,9 +10,9 @@ use wire::body::{
 };
 use wire::code::{request, response};
 use wire::header::{
-    CreateTopicRequestHeader, DeleteTopicFromNamesrvRequestHeader, DeleteTopicRequestHeader,
-    GetConsumeStatsRequestHeader, GetConsumerRunningInfoRequestHeader, GetTopicStatsInfoRequestHeader,
-    QueryMessageRequestHeader, ResetOffsetRequestHeader, ViewMessageRequestHeader,
+    ConsumeMessageDirectlyResultRequestHeader, CreateTopicRequestHeader, DeleteTopicFromNamesrvRequestHeader,
+    DeleteTopicRequestHeader, GetConsumeStatsRequestHeader, GetConsumerRunningInfoRequestHeader,
+    GetTopicStatsInfoRequestHeader, QueryMessageRequestHeader, ResetOffsetRequestHeader, ViewMessageRequestHeader,
 };
 use wire::message::topic;
 use wire::RemotingCommand;
@@ -319,6 +319,35 @@ impl Admin {
         let normalized = wire::body::fastjson::normalize_keys(&answer.body);
         serde_json::from_slice(&normalized).map_err(|e| {
             ClientError::InvalidArgument(format!("{addr}: GET_CONSUMER_RUNNING_INFO answered with bad JSON: {e}"))
+        })
+    }
+
+    /// Has the consumer `client_id` of `group` handle the message `offset_msg_id` once more
+    /// (CONSUME_MESSAGE_DIRECTLY through the broker that stores it, as `mqadmin queryMsgById -g
+    /// -d`): Java's `ConsumeMessageDirectlyResult` as JSON, `consumeResult` `CR_SUCCESS`,
+    /// `CR_LATER` or `CR_THROW_EXCEPTION`. Waits three request timeouts, as Java's admin does.
+    pub async fn consume_message_directly(
+        &self,
+        group: &str,
+        client_id: &str,
+        offset_msg_id: &str,
+    ) -> Result<serde_json::Value> {
+        let (host, _) = wire::message::decode_offset_msg_id(offset_msg_id)
+            .map_err(|e| ClientError::InvalidArgument(format!("{offset_msg_id:?} is not an offset message id: {e}")))?;
+        let addr = host.to_string();
+        let header = ConsumeMessageDirectlyResultRequestHeader {
+            consumer_group: group.into(),
+            client_id: Some(client_id.into()),
+            msg_id: Some(offset_msg_id.into()),
+            broker_name: None,
+        };
+        let cmd = RemotingCommand::request(request::CONSUME_MESSAGE_DIRECTLY).with_header(&header);
+        let answer = self.instance.remoting.invoke(&addr, cmd, self.instance.request_timeout() * 3).await?;
+        if answer.code != response::SUCCESS {
+            return Err(broker_error(&addr, request::CONSUME_MESSAGE_DIRECTLY, &answer));
+        }
+        serde_json::from_slice(&answer.body).map_err(|e| {
+            ClientError::InvalidArgument(format!("{addr}: CONSUME_MESSAGE_DIRECTLY answered with bad JSON: {e}"))
         })
     }
 

@@ -364,6 +364,95 @@ async fn broadcasting_consumers_resume_from_their_offsets_file_after_a_restart()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_has_a_consumer_handle_a_stored_message_again_directly() {
+    let broker = TestBroker::start();
+    broker.create_topic("TopicPush", 4);
+    let producer = producer(&broker);
+    let mut ids = BTreeMap::new();
+    for body in ["fine", "later", "panic"] {
+        let sent = producer.send(Message::new("TopicPush", body).with_tags("TagD")).await.expect("send");
+        ids.insert(body, sent.offset_msg_id);
+    }
+    let seen: Seen = Arc::default();
+    let mut config = PushConsumerConfig::new("CG_directly", broker.namesrv().to_string());
+    config.consume_from = ConsumeFrom::FirstOffset;
+    config.suspend = Duration::from_secs(2);
+    let record = seen.clone();
+    // Set once the messages went through normally: from then on the handler fails by panicking.
+    let panic_now = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let panics = panic_now.clone();
+    let consumer = PushConsumer::start(config, &[("TopicPush", "*")], move |m: MessageExt| {
+        let (record, panics) = (record.clone(), panics.clone());
+        async move {
+            let body = String::from_utf8_lossy(m.body()).into_owned();
+            record.lock().expect("seen").push((m.tags().unwrap_or_default().to_string(), body.clone()));
+            match body.as_str() {
+                "panic" if panics.load(std::sync::atomic::Ordering::SeqCst) => panic!("the handler failed"),
+                "later" if panics.load(std::sync::atomic::Ordering::SeqCst) => ConsumeResult::Later,
+                _ => ConsumeResult::Success,
+            }
+        }
+    })
+    .await
+    .expect("push consumer");
+    wait_until("the 3 consumed", || bodies_of(&seen, None).len() == 3).await;
+
+    let admin = Admin::start(ClientConfig::new(broker.namesrv().to_string())).expect("admin");
+    let client_id = consumer.client_id().to_string();
+    panic_now.store(true, std::sync::atomic::Ordering::SeqCst);
+    let before = seen.lock().expect("seen").len();
+    let fine = admin.consume_message_directly("CG_directly", &client_id, &ids["fine"]).await.expect("fine");
+    assert_eq!(fine["consumeResult"], "CR_SUCCESS", "{fine}");
+    assert_eq!(fine["order"], false);
+    assert_eq!(fine["autoCommit"], true);
+    assert!(fine["spentTimeMills"].is_u64(), "{fine}");
+    let later = admin.consume_message_directly("CG_directly", &client_id, &ids["later"]).await.expect("later");
+    assert_eq!(later["consumeResult"], "CR_LATER", "{later}");
+    // The handler got the stored message itself, its tag and body, once per call.
+    let handled: Vec<(String, String)> = seen.lock().expect("seen")[before..].to_vec();
+    assert!(handled.contains(&("TagD".into(), "fine".into())) && handled.contains(&("TagD".into(), "later".into())));
+
+    let thrown = admin.consume_message_directly("CG_directly", &client_id, &ids["panic"]).await.expect("answered");
+    assert_eq!(thrown["consumeResult"], "CR_THROW_EXCEPTION", "{thrown}");
+    assert!(thrown["remark"].as_str().is_some_and(|r| !r.is_empty()), "{thrown}");
+
+    // Clear errors for a consumer that is not there and a message that is not.
+    let gone =
+        admin.consume_message_directly("CG_directly", "10.0.0.9@1#0", &ids["fine"]).await.expect_err("no such client");
+    assert!(gone.to_string().contains("not online"), "{gone}");
+    let (host, offset) = wire::message::decode_offset_msg_id(&ids["fine"]).expect("offset id");
+    let nowhere = wire::message::offset_msg_id(host, offset + (1 << 30));
+    let missing = admin.consume_message_directly("CG_directly", &client_id, &nowhere).await.expect_err("no message");
+    assert!(missing.to_string().contains("can not find message"), "{missing}");
+
+    // The same from the command line.
+    let args = [
+        "-n".to_string(),
+        broker.namesrv().to_string(),
+        "message".into(),
+        "resend".into(),
+        "-i".into(),
+        ids["fine"].clone(),
+        "-g".into(),
+        "CG_directly".into(),
+        "-d".into(),
+        client_id.clone(),
+        "--json".into(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        apogee_tests::run_apogee(&args.iter().map(String::as_str).collect::<Vec<_>>(), "")
+    })
+    .await
+    .expect("apogee ran");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(printed["consumeResult"], "CR_SUCCESS", "{printed}");
+    admin.shutdown().await;
+    consumer.shutdown(Duration::from_secs(5)).await;
+    producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_resumes_from_its_committed_offsets_after_a_broker_restart() {
     let broker = TestBroker::start();
     broker.create_topic("TopicPush", 4);

@@ -79,6 +79,17 @@ enum MessageCommand {
         #[arg(short = 'i', long)]
         id: String,
     },
+    /// Have one consumer of a group handle the message with an offset message id again
+    /// (CONSUME_MESSAGE_DIRECTLY, `mqadmin queryMsgById -i ID -g GROUP -d CLIENT_ID`).
+    Resend {
+        #[arg(short = 'i', long)]
+        id: String,
+        #[arg(short = 'g', long)]
+        group: String,
+        /// The consumer's client id, as the broker lists it for the group.
+        #[arg(short = 'd', long = "client-id")]
+        client_id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -331,7 +342,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 
 async fn find_messages(config: ClientConfig, command: MessageCommand, out: &Output) -> Result<(), CliError> {
     let admin = Admin::start(config)?;
+    if let MessageCommand::Resend { id, group, client_id } = &command {
+        let result = admin.consume_message_directly(group, client_id, id).await;
+        admin.shutdown().await;
+        let result = result?;
+        let verdict = result["consumeResult"].as_str().unwrap_or("?").to_string();
+        let remark = result["remark"].as_str().map(|r| format!(": {r}")).unwrap_or_default();
+        out.done(&format!("{client_id} handled {id}: {verdict}{remark}"), result);
+        return Ok(());
+    }
     let found = match command {
+        MessageCommand::Resend { .. } => Vec::new(),
         MessageCommand::Key { topic, key, max, begin, end } => {
             admin.query_message(&topic, &key, max, begin, end).await?
         }

@@ -21,8 +21,11 @@ use wire::body::{
     SubscriptionData, UnlockBatchRequestBody,
 };
 use wire::code::{request, response};
-use wire::header::{ConsumerSendMsgBackRequestHeader, SendMessageRequestHeader, SendMessageRequestHeaderV2};
-use wire::message::{properties, topic};
+use wire::header::{
+    ConsumeMessageDirectlyResultRequestHeader, ConsumerSendMsgBackRequestHeader, SendMessageRequestHeader,
+    SendMessageRequestHeaderV2,
+};
+use wire::message::{properties, topic, StoredMessage};
 use wire::RemotingCommand;
 
 use super::{offset_file, PullRequest, PullStatus};
@@ -362,6 +365,13 @@ impl Inner {
                 let answer = RemotingCommand::response_to(command, response::SUCCESS).with_body(self.running_info());
                 request.reply(answer);
             }
+            request::CONSUME_MESSAGE_DIRECTLY => {
+                let answer = match self.consume_directly(command).await {
+                    Ok(result) => RemotingCommand::response_to(command, response::SUCCESS).with_body(result),
+                    Err(reason) => RemotingCommand::response_to(command, response::SYSTEM_ERROR).with_remark(reason),
+                };
+                request.reply(answer);
+            }
             code if !command.is_oneway() => {
                 let answer = RemotingCommand::response_to(command, response::REQUEST_CODE_NOT_SUPPORTED)
                     .with_remark(format!("request code {code} not supported by this consumer"));
@@ -395,6 +405,37 @@ impl Inner {
         }
         tracing::info!(queues = table.len(), "consumer offsets reset by the broker");
         self.rebalance().await;
+    }
+
+    /// CONSUME_MESSAGE_DIRECTLY (`mqadmin queryMsgById -g -d`, the dashboard's "resend"): the
+    /// handler gets the message the broker sent along, outside of any queue's progress, and the
+    /// answer says how it went (Java's `ConsumeMessageDirectlyResult`). Nothing is committed or
+    /// sent back, whatever the handler says, as in Java.
+    async fn consume_directly(&self, command: &RemotingCommand) -> Result<Vec<u8>, String> {
+        let header: ConsumeMessageDirectlyResultRequestHeader = command.header().map_err(|e| e.to_string())?;
+        if header.consumer_group.as_str() != self.config.group {
+            return Err(format!("The Consumer Group <{}> not exist in this consumer", header.consumer_group));
+        }
+        let (stored, _) = StoredMessage::decode(&command.body, false).map_err(|e| format!("the message sent: {e}"))?;
+        let broker_name = header.broker_name.as_ref().map_or("", |n| n.as_str());
+        let message = MessageExt::decompressed(stored, broker_name).map_err(|e| format!("the message sent: {e}"))?;
+        let began = std::time::Instant::now();
+        let handler = self.handler.clone();
+        // A panicking handler is reported, as Java reports a listener's exception.
+        let outcome = tokio::spawn(async move { handler(message).await }).await;
+        let (consume_result, remark) = match outcome {
+            Ok(ConsumeResult::Success) => ("CR_SUCCESS", None),
+            Ok(ConsumeResult::Later) => ("CR_LATER", None),
+            Err(e) => ("CR_THROW_EXCEPTION", Some(e.to_string())),
+        };
+        let result = serde_json::json!({
+            "order": self.config.orderly,
+            "autoCommit": true,
+            "consumeResult": consume_result,
+            "remark": remark,
+            "spentTimeMills": began.elapsed().as_millis() as u64,
+        });
+        Ok(serde_json::to_vec(&result).unwrap_or_default())
     }
 
     /// GET_CONSUMER_RUNNING_INFO: Java's `ConsumerRunningInfo` (properties, subscriptions and,
