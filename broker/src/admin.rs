@@ -8,8 +8,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use wire::body::{
-    Connection, ConsumeStats, ConsumerConnection, JsonBody, KvTable, MessageQueue, OffsetWrapper, ProducerConnection,
-    ResetOffsetBody, TopicOffset, TopicStatsTable,
+    Connection, ConsumeStats, ConsumerConnection, GroupList, JsonBody, KvTable, MessageQueue, OffsetWrapper,
+    ProducerConnection, ResetOffsetBody, TopicList, TopicOffset, TopicStatsTable,
 };
 use wire::code::{request as req, response as resp};
 use wire::header::*;
@@ -103,6 +103,65 @@ pub fn consumer_connections(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
         subscription_table: info.subscriptions.iter().map(|(t, s)| (t.clone(), s.clone())).collect(),
     };
     Ok(ok(cmd).with_body(body.encode()))
+}
+
+/// QUERY_TOPIC_CONSUME_BY_WHO: the groups online with a subscription to the topic, and those
+/// with offsets committed on it (`mqadmin topicStatus`' consumers, the dashboard's topic page).
+pub fn topic_consumed_by(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: QueryTopicConsumeByWhoRequestHeader = header(cmd)?;
+    let topic = h.topic.as_str();
+    let mut groups: BTreeSet<String> = b
+        .clients
+        .borrow()
+        .consumers
+        .iter()
+        .filter(|(_, g)| g.subscriptions.contains_key(topic))
+        .map(|(name, _)| name.clone())
+        .collect();
+    let meta = b.meta.borrow();
+    groups.extend(meta.offsets.offset_table.keys().filter_map(|key| match key.rsplit_once('@') {
+        Some((t, group)) if t == topic => Some(group.to_owned()),
+        _ => None,
+    }));
+    Ok(ok(cmd).with_body(GroupList { group_list: groups }.encode()))
+}
+
+/// CLONE_GROUP_OFFSET (`mqadmin cloneGroupOffset`): `destGroup` gets `srcGroup`'s committed
+/// offsets on the topic (on every topic `srcGroup` has offsets for, when none is named). Unless
+/// `offline`, a topic the source group is online without subscribing to is left out, as Java.
+/// Java names the header's topic in the copy even when it loops over the group's topics, so a
+/// request without a topic copies nothing there; here it copies each topic.
+pub fn clone_group_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: CloneGroupOffsetRequestHeader = header(cmd)?;
+    let (src, dest) = (h.src_group.as_str(), h.dest_group.as_str());
+    let mut meta = b.meta.borrow_mut();
+    let topics = match h.topic.as_ref().map(|t| t.as_str().trim()).filter(|t| !t.is_empty()) {
+        Some(topic) => vec![topic.to_owned()],
+        None => meta.topics_consumed_by(src),
+    };
+    let clients = b.clients.borrow();
+    let online = clients.consumers.get(src).filter(|g| !g.subscriptions.is_empty());
+    let mut cloned = 0;
+    for topic in topics {
+        if meta.topic(&topic).is_none() {
+            tracing::warn!(%topic, "cloneGroupOffset: no such topic");
+            continue;
+        }
+        if !h.offline.unwrap_or(false) && online.is_some_and(|g| !g.subscriptions.contains_key(&topic)) {
+            tracing::warn!(group = src, %topic, "cloneGroupOffset: the group is online without this topic");
+            continue;
+        }
+        cloned += usize::from(meta.clone_offsets(src, dest, &topic));
+    }
+    tracing::info!(src, dest, topics = cloned, "consumer offsets cloned");
+    Ok(ok(cmd))
+}
+
+/// GET_SYSTEM_TOPIC_LIST_FROM_BROKER: Java's system topic names (`TopicValidator`).
+pub fn system_topics(cmd: &RemotingCommand) -> Answer {
+    let names = wire::message::topic::SYSTEM_TOPICS;
+    let list = TopicList { broker_addr: None, topic_list: names.iter().map(|n| n.to_string()).collect() };
+    Ok(ok(cmd).with_body(list.encode()))
 }
 
 pub fn producer_connections(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {

@@ -188,6 +188,14 @@ impl Metadata {
         self.offsets.offset_table.entry(offset_key(topic, group)).or_default().insert(queue_id, offset);
     }
 
+    /// `dest` takes `src`'s offsets on `topic`, replacing its own (Java's `cloneOffset`); false
+    /// when `src` has none there.
+    pub fn clone_offsets(&mut self, src: &str, dest: &str, topic: &str) -> bool {
+        let Some(offsets) = self.offsets.offset_table.get(&offset_key(topic, src)).cloned() else { return false };
+        self.offsets.offset_table.insert(offset_key(topic, dest), offsets);
+        true
+    }
+
     /// `(path, contents)` of one file, ready to be written off the executor.
     pub fn snapshot(&self, file: MetaFile) -> (PathBuf, Vec<u8>) {
         match file {

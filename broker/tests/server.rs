@@ -482,6 +482,78 @@ fn admin_requests_report_topic_stats_consume_progress_and_runtime_info() {
     assert_eq!(no_producer.code, response::SYSTEM_ERROR);
 }
 
+fn commit(c: &mut Client, group: &str, topic: &str, queue_id: i32, offset: i64) {
+    let update = UpdateConsumerOffsetRequestHeader {
+        consumer_group: group.into(),
+        topic: topic.into(),
+        queue_id,
+        commit_offset: offset,
+        broker_name: None,
+    };
+    ok(&c.call(RemotingCommand::request(request::UPDATE_CONSUMER_OFFSET).with_header(&update)));
+}
+
+/// `group`'s committed offset on `(topic, queue_id)`, as the broker's offset table has it.
+fn committed(c: &mut Client, group: &str, topic: &str, queue_id: i32) -> Option<i64> {
+    let answer = c.call(RemotingCommand::request(request::GET_ALL_CONSUMER_OFFSET));
+    ok(&answer);
+    let table = wire::body::ConsumerOffsetSerializeWrapper::decode(&answer.body).expect("offsets").offset_table;
+    table.get(&format!("{topic}@{group}")).and_then(|queues| queues.get(&queue_id)).copied()
+}
+
+#[test]
+fn admin_requests_name_a_topics_groups_clone_offsets_and_list_delay_offsets_and_system_topics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(&write_config(dir.path(), ""));
+    let mut c = Client::connect(broker.addr);
+    create_topic(&mut c, "TopicN", 2);
+    create_topic(&mut c, "TopicW", 2);
+    commit(&mut c, "GW", "TopicW", 0, 1);
+    commit(&mut c, "GW", "TopicW", 1, 4);
+    commit(&mut c, "GW", "TopicN", 0, 2);
+    // GID_notify is online, subscribed to TopicN, with no offsets yet.
+    ok(&c.call(heartbeat("10.0.0.1@who")));
+
+    let who = |c: &mut Client, topic: &str| {
+        let header = QueryTopicConsumeByWhoRequestHeader { topic: topic.into() };
+        let answer = c.call(RemotingCommand::request(request::QUERY_TOPIC_CONSUME_BY_WHO).with_header(&header));
+        ok(&answer);
+        wire::body::GroupList::decode(&answer.body).expect("GroupList").group_list.into_iter().collect::<Vec<_>>()
+    };
+    assert_eq!(who(&mut c, "TopicW"), ["GW"]);
+    assert_eq!(who(&mut c, "TopicN"), ["GID_notify", "GW"]);
+    assert!(who(&mut c, "TopicNobody").is_empty());
+
+    let clone = |c: &mut Client, src: &str, dest: &str, topic: Option<&str>| {
+        let header = CloneGroupOffsetRequestHeader {
+            src_group: src.into(),
+            dest_group: dest.into(),
+            topic: topic.map(Into::into),
+            offline: Some(false),
+        };
+        ok(&c.call(RemotingCommand::request(request::CLONE_GROUP_OFFSET).with_header(&header)));
+    };
+    clone(&mut c, "GW", "GW2", Some("TopicW"));
+    assert_eq!((committed(&mut c, "GW2", "TopicW", 0), committed(&mut c, "GW2", "TopicW", 1)), (Some(1), Some(4)));
+    assert_eq!(committed(&mut c, "GW2", "TopicN", 0), None, "only the topic named");
+    clone(&mut c, "GW", "GW3", None);
+    assert_eq!((committed(&mut c, "GW3", "TopicW", 1), committed(&mut c, "GW3", "TopicN", 0)), (Some(4), Some(2)));
+    // An online group's topics it does not subscribe to are left alone unless offline.
+    commit(&mut c, "GID_notify", "TopicW", 0, 9);
+    clone(&mut c, "GID_notify", "GW4", Some("TopicW"));
+    assert_eq!(committed(&mut c, "GW4", "TopicW", 0), None);
+
+    let delay = c.call(RemotingCommand::request(request::GET_ALL_DELAY_OFFSET));
+    ok(&delay);
+    assert!(String::from_utf8_lossy(&delay.body).starts_with("{\"offsetTable\":{"), "{:?}", delay.body);
+    wire::body::DelayOffsetSerializeWrapper::decode(&delay.body).expect("DelayOffsetSerializeWrapper");
+
+    let system = c.call(RemotingCommand::request(request::GET_SYSTEM_TOPIC_LIST_FROM_BROKER));
+    ok(&system);
+    let topics = wire::body::TopicList::decode(&system.body).expect("TopicList").topic_list;
+    assert!(["TBW102", "SCHEDULE_TOPIC_XXXX", "RMQ_SYS_TRANS_HALF_TOPIC"].iter().all(|t| topics.contains(*t)));
+}
+
 #[test]
 fn a_full_broker_answers_system_busy_and_suspended_pulls_do_not_fill_it() {
     let dir = tempfile::tempdir().expect("tempdir");

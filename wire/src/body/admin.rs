@@ -4,7 +4,7 @@
 //! maps serialize each key as a string holding the queue's JSON; [`super::JsonBody::encode_fastjson`]
 //! writes those keys bare again, and decoding reads both forms.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -65,7 +65,15 @@ pub struct ResetOffsetBody {
     pub offset_table: BTreeMap<MessageQueue, i64>,
 }
 
-json_body!(ConsumeStats, TopicStatsTable, ResetOffsetBody);
+/// QUERY_TOPIC_CONSUME_BY_WHO answer: consumer group names (`GroupList`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupList {
+    #[serde(default)]
+    pub group_list: BTreeSet<String>,
+}
+
+json_body!(ConsumeStats, TopicStatsTable, ResetOffsetBody, GroupList);
 
 /// Maps keyed by `MessageQueue`, keys travelling as the queue's JSON text.
 mod queue_keyed {

@@ -49,6 +49,18 @@ pub mod topic {
     pub const TRANS_OP_HALF_TOPIC: &str = "RMQ_SYS_TRANS_OP_HALF_TOPIC";
     pub const RETRY_GROUP_TOPIC_PREFIX: &str = "%RETRY%";
     pub const DLQ_GROUP_TOPIC_PREFIX: &str = "%DLQ%";
+    /// Java's system topics (`TopicValidator.getSystemTopicSet()`).
+    pub const SYSTEM_TOPICS: [&str; 9] = [
+        AUTO_CREATE_TOPIC_KEY,
+        SCHEDULE_TOPIC,
+        "BenchmarkTest",
+        TRANS_HALF_TOPIC,
+        "RMQ_SYS_TRACE_TOPIC",
+        TRANS_OP_HALF_TOPIC,
+        "TRANS_CHECK_MAX_TIME_TOPIC",
+        "SELF_TEST_TOPIC",
+        "OFFSET_MOVED_EVENT",
+    ];
     /// Longest topic name a client may use (`TopicValidator.TOPIC_MAX_LENGTH`).
     pub const TOPIC_MAX_LENGTH: usize = 127;
 
