@@ -8,8 +8,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use wire::body::{
-    Connection, ConsumeStats, ConsumerConnection, GroupList, JsonBody, KvTable, MessageQueue, OffsetWrapper,
-    ProducerConnection, ResetOffsetBody, TopicList, TopicOffset, TopicStatsTable,
+    Connection, ConsumeStats, ConsumeStatsList, ConsumerConnection, GroupList, JsonBody, KvTable, MessageQueue,
+    OffsetWrapper, ProducerConnection, ResetOffsetBody, TopicList, TopicOffset, TopicStatsTable,
 };
 use wire::code::{request as req, response as resp};
 use wire::header::*;
@@ -60,18 +60,59 @@ pub async fn consume_stats(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     let mut stats = ConsumeStats::default();
     for name in topics {
         let Some(config) = b.meta.borrow().topic(&name).cloned() else { continue };
-        for queue_id in 0..config.write_queue_nums {
-            let broker_offset = b.max_offset(&name, queue_id).await;
-            let consumer_offset = b.meta.borrow().query_offset(group, &name, queue_id).max(0);
-            let wrapper = OffsetWrapper {
-                broker_offset,
-                consumer_offset,
-                last_timestamp: time_before(b, &name, queue_id, consumer_offset).await,
-            };
-            stats.offset_table.insert(queue(b, &name, queue_id), wrapper);
-        }
+        add_queue_progress(b, &mut stats, group, &name, config.write_queue_nums).await;
     }
     Ok(ok(cmd).with_body(stats.encode_fastjson()))
+}
+
+/// `group`'s progress on each of the first `queues` queues of `topic`.
+async fn add_queue_progress(b: &Rc<Broker>, stats: &mut ConsumeStats, group: &str, topic: &str, queues: i32) {
+    for queue_id in 0..queues {
+        let broker_offset = b.max_offset(topic, queue_id).await;
+        let consumer_offset = b.meta.borrow().query_offset(group, topic, queue_id).max(0);
+        let wrapper = OffsetWrapper {
+            broker_offset,
+            consumer_offset,
+            last_timestamp: time_before(b, topic, queue_id, consumer_offset).await,
+        };
+        stats.offset_table.insert(queue(b, topic, queue_id), wrapper);
+    }
+}
+
+/// GET_BROKER_CONSUME_STATS (`mqadmin brokerConsumeStats`): every subscription group's progress
+/// on each topic it has offsets for (ordered topics only with `isOrder`), and the total lag.
+/// As Java, a topic an online group does not subscribe to is left out.
+pub async fn broker_consume_stats(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: GetConsumeStatsInBrokerHeader = header(cmd)?;
+    let groups: Vec<String> = b.meta.borrow().groups.subscription_group_table.keys().cloned().collect();
+    let mut list = Vec::with_capacity(groups.len());
+    let mut total_diff = 0;
+    for group in groups {
+        let topics = b.meta.borrow().topics_consumed_by(&group);
+        let mut per_topic = Vec::new();
+        for name in topics {
+            let Some(config) = b.meta.borrow().topic(&name).cloned() else { continue };
+            if h.is_order && !config.order {
+                continue;
+            }
+            let skipped = b
+                .clients
+                .borrow()
+                .consumers
+                .get(&group)
+                .is_some_and(|g| !g.subscriptions.is_empty() && !g.subscriptions.contains_key(&name));
+            if skipped {
+                continue;
+            }
+            let mut stats = ConsumeStats::default();
+            add_queue_progress(b, &mut stats, &group, &name, config.write_queue_nums).await;
+            total_diff += stats.lag();
+            per_topic.push(stats);
+        }
+        list.push(BTreeMap::from([(group, per_topic)]));
+    }
+    let body = ConsumeStatsList { broker_addr: b.store_host.to_string(), consume_stats_list: list, total_diff };
+    Ok(ok(cmd).with_body(body.encode_fastjson()))
 }
 
 fn connections<'a>(channels: impl Iterator<Item = &'a ClientChannel>) -> BTreeSet<Connection> {

@@ -508,6 +508,9 @@ fn admin_requests_name_a_topics_groups_clone_offsets_and_list_delay_offsets_and_
     let mut c = Client::connect(broker.addr);
     create_topic(&mut c, "TopicN", 2);
     create_topic(&mut c, "TopicW", 2);
+    for i in 0..5 {
+        ok(&c.call(send_message("TopicW", 0, &format!("w{i}"), "t")));
+    }
     commit(&mut c, "GW", "TopicW", 0, 1);
     commit(&mut c, "GW", "TopicW", 1, 4);
     commit(&mut c, "GW", "TopicN", 0, 2);
@@ -547,6 +550,36 @@ fn admin_requests_name_a_topics_groups_clone_offsets_and_list_delay_offsets_and_
     ok(&delay);
     assert!(String::from_utf8_lossy(&delay.body).starts_with("{\"offsetTable\":{"), "{:?}", delay.body);
     wire::body::DelayOffsetSerializeWrapper::decode(&delay.body).expect("DelayOffsetSerializeWrapper");
+
+    // Every subscription group's progress: GW is 4 behind on TopicW's queue 0.
+    let group = wire::body::SubscriptionGroupConfig { group_name: "GW".into(), ..Default::default() };
+    ok(&c.call(RemotingCommand::request(request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP).with_body(group.encode())));
+    let all = c.call(
+        RemotingCommand::request(request::GET_BROKER_CONSUME_STATS)
+            .with_header(&GetConsumeStatsInBrokerHeader { is_order: false }),
+    );
+    ok(&all);
+    assert!(
+        String::from_utf8_lossy(&all.body).contains(":[{\"consumeTps\""),
+        "Java's shape: {}",
+        String::from_utf8_lossy(&all.body)
+    );
+    let list = wire::body::ConsumeStatsList::decode(&all.body).expect("ConsumeStatsList");
+    assert_eq!(list.broker_addr, broker.addr.to_string());
+    let lag_of = |group: &str| -> Option<i64> {
+        list.consume_stats_list.iter().find_map(|m| m.get(group)).map(|stats| stats.iter().map(|s| s.lag()).sum())
+    };
+    assert_eq!(lag_of("GW"), Some(4), "{list:?}");
+    assert_eq!(
+        list.total_diff,
+        list.consume_stats_list.iter().flat_map(|m| m.values().flatten()).map(|s| s.lag()).sum::<i64>()
+    );
+    let ordered = c.call(
+        RemotingCommand::request(request::GET_BROKER_CONSUME_STATS)
+            .with_header(&GetConsumeStatsInBrokerHeader { is_order: true }),
+    );
+    let ordered = wire::body::ConsumeStatsList::decode(&ordered.body).expect("ConsumeStatsList");
+    assert_eq!(ordered.total_diff, 0, "no ordered topic here");
 
     let system = c.call(RemotingCommand::request(request::GET_SYSTEM_TOPIC_LIST_FROM_BROKER));
     ok(&system);

@@ -65,6 +65,20 @@ pub struct ResetOffsetBody {
     pub offset_table: BTreeMap<MessageQueue, i64>,
 }
 
+/// GET_BROKER_CONSUME_STATS answer (`ConsumeStatsList`): per subscription group, its progress
+/// on each topic.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumeStatsList {
+    #[serde(default)]
+    pub broker_addr: String,
+    /// One map per group: group name → one [`ConsumeStats`] per topic.
+    #[serde(default)]
+    pub consume_stats_list: Vec<BTreeMap<String, Vec<ConsumeStats>>>,
+    #[serde(default)]
+    pub total_diff: i64,
+}
+
 /// QUERY_TOPIC_CONSUME_BY_WHO answer: consumer group names (`GroupList`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -73,7 +87,7 @@ pub struct GroupList {
     pub group_list: BTreeSet<String>,
 }
 
-json_body!(ConsumeStats, TopicStatsTable, ResetOffsetBody, GroupList);
+json_body!(ConsumeStats, ConsumeStatsList, TopicStatsTable, ResetOffsetBody, GroupList);
 
 /// Maps keyed by `MessageQueue`, keys travelling as the queue's JSON text.
 mod queue_keyed {
