@@ -198,6 +198,45 @@ pub fn clone_group_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     Ok(ok(cmd))
 }
 
+/// Most units one QUERY_CONSUME_QUEUE returns (Java stops only at the end of a ConsumeQueue
+/// file, 300,000 units).
+const MAX_CONSUME_QUEUE_UNITS: usize = 10_000;
+
+/// QUERY_CONSUME_QUEUE (`mqadmin queryCq`): `count` ConsumeQueue units of a queue from queue
+/// offset `index`, with its min and max offsets and, when a group is named, that group's
+/// subscription to the topic (Java's `QueryConsumeQueueResponseBody`).
+pub async fn query_consume_queue(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: QueryConsumeQueueRequestHeader = header(cmd)?;
+    let topic = h.topic.as_str();
+    let count = usize::try_from(h.count).unwrap_or(0).min(MAX_CONSUME_QUEUE_UNITS);
+    let found = b
+        .consume_queue_units(topic, h.queue_id, h.index, count)
+        .await
+        .map_err(|e| error(cmd, resp::SYSTEM_ERROR, e.to_string()))?;
+    let Some((min, max, units)) = found else {
+        return Err(error(cmd, resp::SYSTEM_ERROR, format!("{}@{topic} is not exist!", h.queue_id)));
+    };
+    let mut body = serde_json::json!({ "maxQueueIndex": max, "minQueueIndex": min });
+    if let Some(group) = &h.consumer_group {
+        let subscription = b.clients.borrow().subscription(group.as_str(), topic).cloned();
+        body["filterData"] = match &subscription {
+            None => format!("{}@{topic} is not online!", group.as_str()).into(),
+            // Tag subscriptions have no filter data; Java prints its null.
+            Some(_) => "null".into(),
+        };
+        body["subscriptionData"] = serde_json::to_value(subscription).unwrap_or_default();
+    }
+    if units.is_empty() {
+        let remark = format!("Index {} of {}@{topic} is not exist!", h.index, h.queue_id);
+        return Ok(ok(cmd).with_remark(remark));
+    }
+    body["queueData"] = units
+        .iter()
+        .map(|u| serde_json::json!({ "physicOffset": u.physical_offset, "physicSize": u.size, "tagsCode": u.tag_code, "eval": false }))
+        .collect();
+    Ok(ok(cmd).with_body(serde_json::to_vec(&body).unwrap_or_default()))
+}
+
 /// GET_SYSTEM_TOPIC_LIST_FROM_BROKER: Java's system topic names (`TopicValidator`).
 pub fn system_topics(cmd: &RemotingCommand) -> Answer {
     let names = wire::message::topic::SYSTEM_TOPICS;

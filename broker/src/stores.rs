@@ -152,6 +152,21 @@ impl Broker {
         self.on_shard(shard, move |b| async move { b.store.offset_in_queue_by_time(&name, queue_id, at).await }).await?
     }
 
+    /// `(min, max, units)` of a ConsumeQueue, from its shard (see
+    /// [`store::MessageStore::consume_queue_units`]).
+    pub async fn consume_queue_units(
+        self: &Rc<Self>,
+        topic: &str,
+        queue_id: i32,
+        from: i64,
+        count: usize,
+    ) -> Result<Option<(i64, i64, Vec<store::CqUnit>)>, StoreError> {
+        let name = topic.to_owned();
+        let shard = self.owner(topic, queue_id);
+        self.on_shard(shard, move |b| async move { b.store.consume_queue_units(&name, queue_id, from, count).await })
+            .await?
+    }
+
     /// The record at a global physical offset, from the shard its top bits name.
     pub async fn look_message(self: &Rc<Self>, physical_offset: i64) -> Result<Bytes, StoreError> {
         let shard = store::shard_of(physical_offset);

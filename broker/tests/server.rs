@@ -581,6 +581,37 @@ fn admin_requests_name_a_topics_groups_clone_offsets_and_list_delay_offsets_and_
     let ordered = wire::body::ConsumeStatsList::decode(&ordered.body).expect("ConsumeStatsList");
     assert_eq!(ordered.total_diff, 0, "no ordered topic here");
 
+    // ConsumeQueue units (mqadmin queryCq): three from queue offset 1, each naming its message.
+    let query_cq = |c: &mut Client, queue_id: i32, index: i64, group: Option<&str>| {
+        let header = QueryConsumeQueueRequestHeader {
+            topic: "TopicW".into(),
+            queue_id,
+            index,
+            count: 3,
+            consumer_group: group.map(Into::into),
+        };
+        c.call(RemotingCommand::request(request::QUERY_CONSUME_QUEUE).with_header(&header))
+    };
+    let cq = query_cq(&mut c, 0, 1, Some("GID_notify"));
+    ok(&cq);
+    let body: serde_json::Value = serde_json::from_slice(&cq.body).expect("QueryConsumeQueueResponseBody");
+    assert_eq!((body["minQueueIndex"].as_i64(), body["maxQueueIndex"].as_i64()), (Some(0), Some(5)), "{body}");
+    assert_eq!(body["filterData"], "GID_notify@TopicW is not online!", "subscribed to TopicN only");
+    let units = body["queueData"].as_array().expect("queueData");
+    assert_eq!(units.len(), 3, "{body}");
+    for (unit, expected) in units.iter().zip(["w1", "w2", "w3"]) {
+        let offset = unit["physicOffset"].as_i64().expect("physicOffset");
+        let view = c.call(
+            RemotingCommand::request(request::VIEW_MESSAGE_BY_ID).with_header(&ViewMessageRequestHeader { offset }),
+        );
+        assert_eq!(bodies(&view), [expected]);
+        assert_eq!(unit["physicSize"].as_i64(), Some(view.body.len() as i64));
+    }
+    let past = query_cq(&mut c, 0, 9, None);
+    assert_eq!((past.code, past.remark_str()), (response::SUCCESS, "Index 9 of 0@TopicW is not exist!"));
+    let unknown = query_cq(&mut c, 7, 0, None);
+    assert_eq!((unknown.code, unknown.remark_str()), (response::SYSTEM_ERROR, "7@TopicW is not exist!"));
+
     let system = c.call(RemotingCommand::request(request::GET_SYSTEM_TOPIC_LIST_FROM_BROKER));
     ok(&system);
     let topics = wire::body::TopicList::decode(&system.body).expect("TopicList").topic_list;

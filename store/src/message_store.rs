@@ -522,6 +522,20 @@ impl MessageStore {
         self.queue(topic, queue_id).map_or(0, |q| q.min_offset())
     }
 
+    /// The queue's `(min, max)` offsets and up to `count` of its ConsumeQueue units from queue
+    /// offset `from` (fewer at the end of a ConsumeQueue file); `None` for an unknown queue.
+    pub async fn consume_queue_units(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        from: i64,
+        count: usize,
+    ) -> Result<Option<(i64, i64, Vec<CqUnit>)>, StoreError> {
+        let Some(queue) = self.queue(topic, queue_id) else { return Ok(None) };
+        let units = queue.units(from, count).await?;
+        Ok(Some((queue.min_offset(), queue.max_offset(), units)))
+    }
+
     /// The stored record at `physical_offset` (offset message ids), from memory or disk.
     pub async fn look_message_by_offset(&self, physical_offset: i64) -> Result<Bytes, StoreError> {
         self.inner.log.read_record(physical_offset).await
