@@ -198,6 +198,49 @@ pub fn clone_group_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     Ok(ok(cmd))
 }
 
+/// QUERY_CONSUME_TIME_SPAN (`mqadmin consumerProgress`' time columns, the dashboard): per
+/// queue of the topic, the store times of its first and last messages, of the last message the
+/// group consumed, and how long ago the first one it has not consumed was stored (`delayTime`).
+/// Times are −1 where there is no such message. Unlike Java, a group with no committed offset
+/// is measured from the queue's first message rather than from offset −1.
+pub async fn consume_time_span(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: QueryConsumeTimeSpanRequestHeader = header(cmd)?;
+    let (topic, group) = (h.topic.as_str(), h.group.as_str());
+    let Some(config) = b.meta.borrow().topic(topic).cloned() else {
+        return Err(error(cmd, resp::TOPIC_NOT_EXIST, format!("topic[{topic}] not exist")));
+    };
+    let time_at = |queue_id: i32, offset: i64| async move {
+        if offset < 0 {
+            return -1;
+        }
+        b.store_timestamp(topic, queue_id, offset).await.ok().flatten().unwrap_or(-1)
+    };
+    let mut spans = Vec::new();
+    for queue_id in 0..config.write_queue_nums {
+        let (min, max) = b.queue_offsets(topic, queue_id).await;
+        let min_time = time_at(queue_id, min).await;
+        let committed = b.meta.borrow().query_offset(group, topic, queue_id);
+        let consume_time = if committed > 0 { time_at(queue_id, committed - 1).await } else { min_time };
+        let mut span = serde_json::json!({
+            "messageQueue": queue(b, topic, queue_id),
+            "minTimeStamp": min_time,
+            "maxTimeStamp": time_at(queue_id, max - 1).await,
+            "consumeTimeStamp": consume_time,
+            "delayTime": 0,
+        });
+        let next = committed.max(min);
+        if next < max {
+            let next_time = time_at(queue_id, next).await;
+            if next_time >= 0 {
+                span["delayTime"] = (now_ms() - next_time).into();
+            }
+        }
+        spans.push(span);
+    }
+    let body = serde_json::json!({ "consumeTimeSpanSet": spans });
+    Ok(ok(cmd).with_body(serde_json::to_vec(&body).unwrap_or_default()))
+}
+
 /// Most units one QUERY_CONSUME_QUEUE returns (Java stops only at the end of a ConsumeQueue
 /// file, 300,000 units).
 const MAX_CONSUME_QUEUE_UNITS: usize = 10_000;

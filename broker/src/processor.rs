@@ -79,6 +79,7 @@ async fn other(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand, hops: u8)
         req::QUERY_TOPIC_CONSUME_BY_WHO => crate::admin::topic_consumed_by(b, cmd),
         req::GET_BROKER_CONSUME_STATS => crate::admin::broker_consume_stats(b, cmd).await,
         req::QUERY_CONSUME_QUEUE => crate::admin::query_consume_queue(b, cmd).await,
+        req::QUERY_CONSUME_TIME_SPAN => crate::admin::consume_time_span(b, cmd).await,
         req::CLONE_GROUP_OFFSET => crate::admin::clone_group_offset(b, cmd),
         req::GET_ALL_DELAY_OFFSET => Ok(ok(cmd).with_body(b.meta.borrow().delay_offsets.encode_fastjson())),
         req::GET_SYSTEM_TOPIC_LIST_FROM_BROKER => crate::admin::system_topics(cmd),

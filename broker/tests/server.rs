@@ -502,7 +502,7 @@ fn committed(c: &mut Client, group: &str, topic: &str, queue_id: i32) -> Option<
 }
 
 #[test]
-fn admin_requests_name_a_topics_groups_clone_offsets_and_list_delay_offsets_and_system_topics() {
+fn admin_requests_for_a_topics_groups_cloned_offsets_lag_consume_queues_time_spans_and_system_topics() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = start(&write_config(dir.path(), ""));
     let mut c = Client::connect(broker.addr);
@@ -611,6 +611,26 @@ fn admin_requests_name_a_topics_groups_clone_offsets_and_list_delay_offsets_and_
     assert_eq!((past.code, past.remark_str()), (response::SUCCESS, "Index 9 of 0@TopicW is not exist!"));
     let unknown = query_cq(&mut c, 7, 0, None);
     assert_eq!((unknown.code, unknown.remark_str()), (response::SYSTEM_ERROR, "7@TopicW is not exist!"));
+
+    // Time spans: GW consumed w0 of queue 0 and is behind from w1 on; queue 1 is empty.
+    let span = |c: &mut Client, topic: &str| {
+        let header = QueryConsumeTimeSpanRequestHeader { topic: topic.into(), group: "GW".into() };
+        c.call(RemotingCommand::request(request::QUERY_CONSUME_TIME_SPAN).with_header(&header))
+    };
+    let spans = span(&mut c, "TopicW");
+    ok(&spans);
+    let body: serde_json::Value = serde_json::from_slice(&spans.body).expect("QueryConsumeTimeSpanBody");
+    let set = body["consumeTimeSpanSet"].as_array().expect("consumeTimeSpanSet");
+    assert_eq!(set.len(), 2, "{body}");
+    let q0 = set.iter().find(|s| s["messageQueue"]["queueId"] == 0).expect("queue 0");
+    let (min, max, consumed) =
+        (q0["minTimeStamp"].as_i64(), q0["maxTimeStamp"].as_i64(), q0["consumeTimeStamp"].as_i64());
+    assert!(min.is_some_and(|t| t > 0) && max >= min && consumed == min, "{q0}");
+    assert!(q0["delayTime"].as_i64().is_some_and(|d| d >= 0), "{q0}");
+    let q1 = set.iter().find(|s| s["messageQueue"]["queueId"] == 1).expect("queue 1");
+    assert_eq!((q1["minTimeStamp"].as_i64(), q1["maxTimeStamp"].as_i64()), (Some(-1), Some(-1)), "{q1}");
+    let missing = span(&mut c, "TopicNone");
+    assert_eq!((missing.code, missing.remark_str()), (response::TOPIC_NOT_EXIST, "topic[TopicNone] not exist"));
 
     let system = c.call(RemotingCommand::request(request::GET_SYSTEM_TOPIC_LIST_FROM_BROKER));
     ok(&system);
