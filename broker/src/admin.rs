@@ -95,13 +95,7 @@ pub async fn broker_consume_stats(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answ
             if h.is_order && !config.order {
                 continue;
             }
-            let skipped = b
-                .clients
-                .borrow()
-                .consumers
-                .get(&group)
-                .is_some_and(|g| !g.subscriptions.is_empty() && !g.subscriptions.contains_key(&name));
-            if skipped {
+            if b.clients.borrow().subscribes_elsewhere(&group, &name) {
                 continue;
             }
             let mut stats = ConsumeStats::default();
@@ -151,19 +145,8 @@ pub fn consumer_connections(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
 pub fn topic_consumed_by(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     let h: QueryTopicConsumeByWhoRequestHeader = header(cmd)?;
     let topic = h.topic.as_str();
-    let mut groups: BTreeSet<String> = b
-        .clients
-        .borrow()
-        .consumers
-        .iter()
-        .filter(|(_, g)| g.subscriptions.contains_key(topic))
-        .map(|(name, _)| name.clone())
-        .collect();
-    let meta = b.meta.borrow();
-    groups.extend(meta.offsets.offset_table.keys().filter_map(|key| match key.rsplit_once('@') {
-        Some((t, group)) if t == topic => Some(group.to_owned()),
-        _ => None,
-    }));
+    let mut groups: BTreeSet<String> = b.clients.borrow().groups_subscribed_to(topic).cloned().collect();
+    groups.extend(b.meta.borrow().groups_consuming(topic).map(str::to_owned));
     Ok(ok(cmd).with_body(GroupList { group_list: groups }.encode()))
 }
 
@@ -181,14 +164,13 @@ pub fn clone_group_offset(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
         None => meta.topics_consumed_by(src),
     };
     let clients = b.clients.borrow();
-    let online = clients.consumers.get(src).filter(|g| !g.subscriptions.is_empty());
     let mut cloned = 0;
     for topic in topics {
         if meta.topic(&topic).is_none() {
             tracing::warn!(%topic, "cloneGroupOffset: no such topic");
             continue;
         }
-        if !h.offline.unwrap_or(false) && online.is_some_and(|g| !g.subscriptions.contains_key(&topic)) {
+        if !h.offline.unwrap_or(false) && clients.subscribes_elsewhere(src, &topic) {
             tracing::warn!(group = src, %topic, "cloneGroupOffset: the group is online without this topic");
             continue;
         }

@@ -134,6 +134,17 @@ impl Clients {
     pub fn subscription(&self, group: &str, topic: &str) -> Option<&SubscriptionData> {
         self.consumers.get(group).and_then(|g| g.subscriptions.get(topic))
     }
+
+    /// Whether `group` is online with subscriptions, none of them to `topic`: admin requests
+    /// about the group's offsets leave such a topic out, as Java's do.
+    pub fn subscribes_elsewhere(&self, group: &str, topic: &str) -> bool {
+        self.consumers.get(group).is_some_and(|g| !g.subscriptions.is_empty() && !g.subscriptions.contains_key(topic))
+    }
+
+    /// Groups online with a subscription to `topic`.
+    pub fn groups_subscribed_to<'a>(&'a self, topic: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+        self.consumers.iter().filter(move |(_, g)| g.subscriptions.contains_key(topic)).map(|(name, _)| name)
+    }
 }
 
 /// Whether a ConsumeQueue unit's tag code passes `sub` (Java's `isMatchedByConsumeQueue`).

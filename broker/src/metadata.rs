@@ -228,6 +228,14 @@ impl Metadata {
             .filter_map(|key| key.rsplit_once('@').filter(|(_, g)| *g == group).map(|(t, _)| t.to_owned()))
             .collect()
     }
+
+    /// Groups with committed offsets on `topic` (Java's `whichGroupByTopic`).
+    pub fn groups_consuming<'a>(&'a self, topic: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.offsets.offset_table.keys().filter_map(move |key| match key.rsplit_once('@') {
+            Some((t, group)) if t == topic => Some(group),
+            _ => None,
+        })
+    }
 }
 
 fn offset_key(topic: &str, group: &str) -> String {
