@@ -8,14 +8,15 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use wire::body::{
-    Connection, ConsumeStats, ConsumeStatsList, ConsumerConnection, GroupList, JsonBody, KvTable, MessageQueue,
-    OffsetWrapper, ProducerConnection, ResetOffsetBody, TopicList, TopicOffset, TopicStatsTable,
+    Connection, ConsumeStats, ConsumeStatsList, ConsumerConnection, GetConsumerStatusBody, GroupList, JsonBody,
+    KvTable, MessageQueue, OffsetWrapper, ProducerConnection, QueueOffsets, ResetOffsetBody, TopicList, TopicOffset,
+    TopicStatsTable,
 };
 use wire::code::{request as req, response as resp};
 use wire::header::*;
 use wire::RemotingCommand;
 
-use crate::clients::ClientChannel;
+use crate::clients::{ClientChannel, ConnId};
 use crate::processor::{error, header, ok, Answer};
 use crate::server::{now_ms, Broker};
 
@@ -434,6 +435,42 @@ fn reset_body_for_cpp(table: &ResetOffsetBody) -> Vec<u8> {
         .collect();
     serde_json::to_vec(&serde_json::json!({ "offsetTable": list })).unwrap_or_default()
 }
+
+/// INVOKE_BROKER_TO_GET_CONSUMER_STATUS (`mqadmin getConsumerStatus`): asks each online consumer
+/// of the group (or only `clientAddr`, a client id) for its offsets on the topic
+/// (GET_CONSUMER_STATUS_FROM_CLIENT, 5 s each) and answers them by client id. A consumer that
+/// does not answer is left out, as Java leaves it.
+pub async fn consumer_status(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let h: GetConsumerStatusRequestHeader = header(cmd)?;
+    let (topic, group) = (h.topic.as_str(), h.group.as_str());
+    let only = h.client_addr.as_ref().map(|c| c.as_str()).filter(|c| !c.is_empty());
+    let channels: Vec<(ConnId, String)> = b
+        .clients
+        .borrow()
+        .consumers
+        .get(group)
+        .map(|g| g.channels.iter().map(|(id, ch)| (*id, ch.client_id.clone())).collect())
+        .unwrap_or_default();
+    if channels.is_empty() {
+        return Err(error(cmd, resp::SYSTEM_ERROR, format!("No Any Consumer online in the consumer group: [{group}]")));
+    }
+    let ask = GetConsumerStatusRequestHeader { topic: topic.into(), group: group.into(), client_addr: None };
+    let mut status = GetConsumerStatusBody::default();
+    for (id, client_id) in channels.into_iter().filter(|(_, c)| only.is_none_or(|o| o == c)) {
+        let Some(conn) = b.conns.borrow().get(&id).cloned() else { continue };
+        let request = RemotingCommand::request(req::GET_CONSUMER_STATUS_FROM_CLIENT).with_header(&ask);
+        let answer = b.call_client(&conn, request, CONSUMER_STATUS_TIMEOUT).await;
+        match answer.filter(|a| a.code == resp::SUCCESS).map(|a| GetConsumerStatusBody::decode(&a.body)) {
+            Some(Ok(body)) => drop(status.consumer_table.insert(client_id, QueueOffsets(body.message_queue_table))),
+            Some(Err(e)) => tracing::warn!(%group, %client_id, error = %e, "unreadable consumer status"),
+            None => tracing::warn!(%group, %client_id, "no consumer status"),
+        }
+    }
+    Ok(ok(cmd).with_body(status.encode_fastjson()))
+}
+
+/// How long INVOKE_BROKER_TO_GET_CONSUMER_STATUS waits for each consumer (Java's 5 s).
+const CONSUMER_STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// CONSUME_MESSAGE_DIRECTLY: the message `msgId` names (an offset id of this broker) goes to the
 /// named consumer with this broker's name, as Java's broker sends it; the consumer's listener

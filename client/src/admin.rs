@@ -5,14 +5,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use wire::body::{
-    perm, ClusterInfo, ConsumeStats, JsonBody, KvTable, MessageQueue, ResetOffsetBody, TopicList, TopicRouteData,
-    TopicStatsTable,
+    perm, ClusterInfo, ConsumeStats, GetConsumerStatusBody, JsonBody, KvTable, MessageQueue, ResetOffsetBody,
+    TopicList, TopicRouteData, TopicStatsTable,
 };
 use wire::code::{request, response};
 use wire::header::{
     ConsumeMessageDirectlyResultRequestHeader, CreateTopicRequestHeader, DeleteTopicFromNamesrvRequestHeader,
     DeleteTopicRequestHeader, GetConsumeStatsRequestHeader, GetConsumerRunningInfoRequestHeader,
-    GetTopicStatsInfoRequestHeader, QueryMessageRequestHeader, ResetOffsetRequestHeader, ViewMessageRequestHeader,
+    GetConsumerStatusRequestHeader, GetTopicStatsInfoRequestHeader, QueryMessageRequestHeader,
+    ResetOffsetRequestHeader, ViewMessageRequestHeader,
 };
 use wire::message::topic;
 use wire::RemotingCommand;
@@ -349,6 +350,37 @@ impl Admin {
         serde_json::from_slice(&answer.body).map_err(|e| {
             ClientError::InvalidArgument(format!("{addr}: CONSUME_MESSAGE_DIRECTLY answered with bad JSON: {e}"))
         })
+    }
+
+    /// Each online consumer's offsets on `topic`'s queues, by client id (INVOKE_BROKER_TO_GET_
+    /// CONSUMER_STATUS on every master of the topic, as `mqadmin getConsumerStatus`), from every
+    /// consumer of `group` or only `client_id`.
+    pub async fn consumer_status(
+        &self,
+        topic_name: &str,
+        group: &str,
+        client_id: Option<&str>,
+    ) -> Result<BTreeMap<String, BTreeMap<MessageQueue, i64>>> {
+        let route = self.topic_route(topic_name).await?;
+        let header = GetConsumerStatusRequestHeader {
+            topic: topic_name.into(),
+            group: group.into(),
+            client_addr: client_id.map(Into::into),
+        };
+        let mut all: BTreeMap<String, BTreeMap<MessageQueue, i64>> = BTreeMap::new();
+        for addr in master_addrs(&route) {
+            let cmd = RemotingCommand::request(request::INVOKE_BROKER_TO_GET_CONSUMER_STATUS).with_header(&header);
+            let answer = self.instance.call(&addr, cmd).await?;
+            let body = GetConsumerStatusBody::decode(&answer.body).map_err(|source| ClientError::Body {
+                addr: addr.clone(),
+                request: "INVOKE_BROKER_TO_GET_CONSUMER_STATUS",
+                source,
+            })?;
+            for (client, offsets) in body.consumer_table {
+                all.entry(client).or_default().extend(offsets.0);
+            }
+        }
+        Ok(all)
     }
 
     /// GET_BROKER_RUNTIME_INFO: the broker's counters as name → value.

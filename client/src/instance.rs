@@ -235,7 +235,7 @@ impl ClientInstance {
     fn handle(&self, request: ServerRequest) {
         let code = request.command.code;
         let group_field = match code {
-            request::RESET_CONSUMER_CLIENT_OFFSET => Some("group"),
+            request::RESET_CONSUMER_CLIENT_OFFSET | request::GET_CONSUMER_STATUS_FROM_CLIENT => Some("group"),
             request::GET_CONSUMER_RUNNING_INFO | request::CONSUME_MESSAGE_DIRECTLY => Some("consumerGroup"),
             _ => None,
         };

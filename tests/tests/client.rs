@@ -364,7 +364,7 @@ async fn broadcasting_consumers_resume_from_their_offsets_file_after_a_restart()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_admin_has_a_consumer_handle_a_stored_message_again_directly() {
+async fn an_admin_asks_a_consumer_for_its_offsets_and_has_it_handle_a_stored_message_again() {
     let broker = TestBroker::start();
     broker.create_topic("TopicPush", 4);
     let producer = producer(&broker);
@@ -399,6 +399,24 @@ async fn an_admin_has_a_consumer_handle_a_stored_message_again_directly() {
 
     let admin = Admin::start(ClientConfig::new(broker.namesrv().to_string())).expect("admin");
     let client_id = consumer.client_id().to_string();
+
+    // Its offsets as the consumer itself reports them (mqadmin getConsumerStatus): past all 3.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let status = admin.consumer_status("TopicPush", "CG_directly", None).await.expect("consumer status");
+        let offsets = status.get(&client_id).cloned().unwrap_or_default();
+        if offsets.values().sum::<i64>() == 3 {
+            assert!(offsets.keys().all(|q| q.topic == "TopicPush") && offsets.len() == 4, "{offsets:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "consumer status never showed the 3 consumed: {status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let nobody = admin.consumer_status("TopicPush", "CG_directly", Some("10.0.0.9@1#0")).await.expect("asked none");
+    assert!(nobody.is_empty(), "{nobody:?}");
+    let offline = admin.consumer_status("TopicPush", "CG_nobody", None).await.expect_err("no consumer online");
+    assert!(offline.to_string().contains("No Any Consumer online"), "{offline}");
+
     panic_now.store(true, std::sync::atomic::Ordering::SeqCst);
     let before = seen.lock().expect("seen").len();
     let fine = admin.consume_message_directly("CG_directly", &client_id, &ids["fine"]).await.expect("fine");

@@ -17,13 +17,13 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 use wire::body::{
-    self, ConsumeType, ConsumerData, JsonBody, LockBatchRequestBody, LockBatchResponseBody, MessageQueue,
-    SubscriptionData, UnlockBatchRequestBody,
+    self, ConsumeType, ConsumerData, GetConsumerStatusBody, JsonBody, LockBatchRequestBody, LockBatchResponseBody,
+    MessageQueue, SubscriptionData, UnlockBatchRequestBody,
 };
 use wire::code::{request, response};
 use wire::header::{
-    ConsumeMessageDirectlyResultRequestHeader, ConsumerSendMsgBackRequestHeader, SendMessageRequestHeader,
-    SendMessageRequestHeaderV2,
+    ConsumeMessageDirectlyResultRequestHeader, ConsumerSendMsgBackRequestHeader, GetConsumerStatusRequestHeader,
+    SendMessageRequestHeader, SendMessageRequestHeaderV2,
 };
 use wire::message::{properties, topic, StoredMessage};
 use wire::RemotingCommand;
@@ -365,6 +365,19 @@ impl Inner {
                 let answer = RemotingCommand::response_to(command, response::SUCCESS).with_body(self.running_info());
                 request.reply(answer);
             }
+            request::GET_CONSUMER_STATUS_FROM_CLIENT => {
+                let answer = match command.header::<GetConsumerStatusRequestHeader>() {
+                    Ok(h) => {
+                        let body = GetConsumerStatusBody {
+                            message_queue_table: self.offsets_on(h.topic.as_str()),
+                            ..Default::default()
+                        };
+                        RemotingCommand::response_to(command, response::SUCCESS).with_body(body.encode_fastjson())
+                    }
+                    Err(e) => RemotingCommand::response_to(command, response::SYSTEM_ERROR).with_remark(e.to_string()),
+                };
+                request.reply(answer);
+            }
             request::CONSUME_MESSAGE_DIRECTLY => {
                 let answer = match self.consume_directly(command).await {
                     Ok(result) => RemotingCommand::response_to(command, response::SUCCESS).with_body(result),
@@ -405,6 +418,23 @@ impl Inner {
         }
         tracing::info!(queues = table.len(), "consumer offsets reset by the broker");
         self.rebalance().await;
+    }
+
+    /// This consumer's offsets on `topic`'s queues (GET_CONSUMER_STATUS_FROM_CLIENT, Java's
+    /// `cloneOffsetTable`): where each queue it reads would be committed now, and in
+    /// broadcasting also the kept offsets of queues it no longer reads.
+    fn offsets_on(&self, topic: &str) -> BTreeMap<MessageQueue, i64> {
+        let mut table: BTreeMap<MessageQueue, i64> = match self.config.model {
+            MessageModel::Broadcasting => lock(&self.local_offsets).clone(),
+            MessageModel::Clustering => BTreeMap::new(),
+        };
+        for (queue, worker) in lock(&self.workers).iter() {
+            if let Some(offset) = worker.progress.commit_point() {
+                table.insert(queue.clone(), offset);
+            }
+        }
+        table.retain(|queue, _| queue.topic == topic);
+        table
     }
 
     /// CONSUME_MESSAGE_DIRECTLY (`mqadmin queryMsgById -g -d`, the dashboard's "resend"): the

@@ -79,6 +79,23 @@ pub struct ConsumeStatsList {
     pub total_diff: i64,
 }
 
+/// GET_CONSUMER_STATUS_FROM_CLIENT answer (a consumer's offsets on a topic, in
+/// `messageQueueTable`) and INVOKE_BROKER_TO_GET_CONSUMER_STATUS answer (each consumer's, by
+/// client id, in `consumerTable`): `GetConsumerStatusBody`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetConsumerStatusBody {
+    #[serde(default)]
+    pub consumer_table: BTreeMap<String, QueueOffsets>,
+    #[serde(default, with = "queue_keyed")]
+    pub message_queue_table: BTreeMap<MessageQueue, i64>,
+}
+
+/// Offsets by queue, keys travelling as the queue's JSON text (bare in fastjson's form).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct QueueOffsets(#[serde(with = "queue_keyed")] pub BTreeMap<MessageQueue, i64>);
+
 /// QUERY_TOPIC_CONSUME_BY_WHO answer: consumer group names (`GroupList`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -87,7 +104,7 @@ pub struct GroupList {
     pub group_list: BTreeSet<String>,
 }
 
-json_body!(ConsumeStats, ConsumeStatsList, TopicStatsTable, ResetOffsetBody, GroupList);
+json_body!(ConsumeStats, ConsumeStatsList, TopicStatsTable, ResetOffsetBody, GroupList, GetConsumerStatusBody);
 
 /// Maps keyed by `MessageQueue`, keys travelling as the queue's JSON text.
 mod queue_keyed {
@@ -140,5 +157,18 @@ mod tests {
         );
         assert_eq!(TopicStatsTable::decode(&java).expect("fastjson form"), stats);
         assert_eq!(TopicStatsTable::decode(&stats.encode()).expect("standard form"), stats);
+    }
+
+    #[test]
+    fn consumer_status_nests_queue_keyed_maps_by_client_id() {
+        let mq = MessageQueue { broker_name: "broker-a".into(), queue_id: 1, topic: "T".into() };
+        let mut status = GetConsumerStatusBody::default();
+        status.consumer_table.insert("10.0.0.1@1".into(), QueueOffsets([(mq.clone(), 7)].into()));
+        let java = String::from_utf8(status.encode_fastjson()).expect("utf8");
+        assert_eq!(
+            java,
+            r#"{"consumerTable":{"10.0.0.1@1":{{"brokerName":"broker-a","queueId":1,"topic":"T"}:7}},"messageQueueTable":{}}"#
+        );
+        assert_eq!(GetConsumerStatusBody::decode(java.as_bytes()).expect("fastjson form"), status);
     }
 }
