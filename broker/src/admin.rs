@@ -263,6 +263,19 @@ pub async fn query_consume_queue(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answe
     Ok(ok(cmd).with_body(serde_json::to_vec(&body).unwrap_or_default()))
 }
 
+/// DELETE_EXPIRED_COMMITLOG (`mqadmin deleteExpiredCommitLog`): the next retention passes of
+/// every shard delete expired segments whatever the `deleteWhen` hour (Java's
+/// `executeDeleteFilesManually`); segments younger than `fileReservedTime` stay.
+pub async fn delete_expired_commitlog(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    for shard in 0..b.mesh.shards {
+        b.on_shard(shard, |b| async move { b.manual_deletes.set(crate::retention::MANUAL_DELETE_PASSES) })
+            .await
+            .map_err(|e| error(cmd, resp::SYSTEM_ERROR, format!("shard {shard}: {e}")))?;
+    }
+    tracing::info!("expired CommitLog segments go at the next retention passes, whatever the hour");
+    Ok(ok(cmd))
+}
+
 /// GET_SYSTEM_TOPIC_LIST_FROM_BROKER: Java's system topic names (`TopicValidator`).
 pub fn system_topics(cmd: &RemotingCommand) -> Answer {
     let names = wire::message::topic::SYSTEM_TOPICS;

@@ -83,6 +83,7 @@ async fn other(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand, hops: u8)
         req::CLONE_GROUP_OFFSET => crate::admin::clone_group_offset(b, cmd),
         req::GET_ALL_DELAY_OFFSET => Ok(ok(cmd).with_body(b.meta.borrow().delay_offsets.encode_fastjson())),
         req::GET_SYSTEM_TOPIC_LIST_FROM_BROKER => crate::admin::system_topics(cmd),
+        req::DELETE_EXPIRED_COMMITLOG => crate::admin::delete_expired_commitlog(b, cmd).await,
         req::GET_CONSUMER_RUNNING_INFO => crate::admin::call_consumer(b, cmd).await,
         req::INVOKE_BROKER_TO_GET_CONSUMER_STATUS => crate::admin::consumer_status(b, cmd).await,
         req::CONSUME_MESSAGE_DIRECTLY => crate::admin::consume_message_directly(b, cmd).await,

@@ -32,10 +32,15 @@ pub enum Plan {
     Oldest,
 }
 
-/// Decides a pass from the time, the hour (UTC) and the fraction of the disk in use.
-pub fn plan(config: &BrokerConfig, now: SystemTime, disk_used: f64) -> Plan {
+/// Passes that delete expired segments whatever the hour after a DELETE_EXPIRED_COMMITLOG
+/// (Java's `MAX_MANUAL_DELETE_FILE_TIMES`).
+pub const MANUAL_DELETE_PASSES: u32 = 20;
+
+/// Decides a pass from the time, the hour (UTC), the fraction of the disk in use, and whether
+/// an admin asked for expired segments to go now (`manual`).
+pub fn plan(config: &BrokerConfig, now: SystemTime, disk_used: f64, manual: bool) -> Plan {
     let hour = now.duration_since(UNIX_EPOCH).map_or(0, |d| (d.as_secs() / 3600 % 24) as u32);
-    let time_up = config.delete_hours().unwrap_or_default().contains(&hour);
+    let time_up = manual || config.delete_hours().unwrap_or_default().contains(&hour);
     let space_full = disk_used > f64::from(config.disk_max_used_space_ratio) / 100.0;
     if config.clean_file_forcibly_enable && disk_used > FORCIBLE_RATIO {
         return Plan::Oldest;
@@ -86,7 +91,9 @@ pub async fn retention_loop(broker: Rc<Broker>) {
                 Err(e) => warn!(error = %e, "deleting spare segments failed; retrying next pass"),
             }
         }
-        let plan = plan(&broker.config.borrow(), SystemTime::now(), used);
+        let manual = broker.manual_deletes.get();
+        broker.manual_deletes.set(manual.saturating_sub(1));
+        let plan = plan(&broker.config.borrow(), SystemTime::now(), used, manual > 0);
         let expired_before = match plan {
             Plan::Nothing => continue,
             Plan::Expired(before) => Some(before),
@@ -120,13 +127,15 @@ mod tests {
     fn segments_go_at_the_hour_or_when_the_disk_fills() {
         let config = BrokerConfig { delete_when: "04;16".into(), ..Default::default() };
         let reserved = Duration::from_secs(72 * 3600);
-        assert_eq!(plan(&config, at_hour(4), 0.1), Plan::Expired(at_hour(4) - reserved));
-        assert_eq!(plan(&config, at_hour(16), 0.1), Plan::Expired(at_hour(16) - reserved));
-        assert_eq!(plan(&config, at_hour(5), 0.1), Plan::Nothing);
-        assert_eq!(plan(&config, at_hour(5), 0.80), Plan::Expired(at_hour(5) - reserved), "past 75 %");
-        assert_eq!(plan(&config, at_hour(5), 0.90), Plan::Oldest, "past 85 %");
+        assert_eq!(plan(&config, at_hour(4), 0.1, false), Plan::Expired(at_hour(4) - reserved));
+        assert_eq!(plan(&config, at_hour(16), 0.1, false), Plan::Expired(at_hour(16) - reserved));
+        assert_eq!(plan(&config, at_hour(5), 0.1, false), Plan::Nothing);
+        assert_eq!(plan(&config, at_hour(5), 0.80, false), Plan::Expired(at_hour(5) - reserved), "past 75 %");
+        assert_eq!(plan(&config, at_hour(5), 0.90, false), Plan::Oldest, "past 85 %");
         let gentle = BrokerConfig { clean_file_forcibly_enable: false, ..config };
-        assert_eq!(plan(&gentle, at_hour(5), 0.90), Plan::Expired(at_hour(5) - reserved));
+        assert_eq!(plan(&gentle, at_hour(5), 0.90, false), Plan::Expired(at_hour(5) - reserved));
+        // DELETE_EXPIRED_COMMITLOG: expired segments go at any hour, unexpired ones still stay.
+        assert_eq!(plan(&gentle, at_hour(5), 0.1, true), Plan::Expired(at_hour(5) - reserved));
     }
 
     #[test]

@@ -136,6 +136,9 @@ pub struct Broker {
     pub puts: Cell<u64>,
     pub gets: Cell<u64>,
     pub offsets_dirty: Cell<bool>,
+    /// Retention passes left that delete expired segments whatever the hour
+    /// (DELETE_EXPIRED_COMMITLOG).
+    pub manual_deletes: Cell<u32>,
     pub registrar: Registrar,
     meta_writer: Semaphore,
     next_opaque: Cell<i32>,
@@ -542,6 +545,7 @@ async fn run(
         puts: Cell::new(0),
         gets: Cell::new(0),
         offsets_dirty: Cell::new(false),
+        manual_deletes: Cell::new(0),
         registrar,
         meta_writer: Semaphore::new(1),
         next_opaque: Cell::new(0),

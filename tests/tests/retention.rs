@@ -101,3 +101,45 @@ async fn retention_deletes_expired_segments_and_consumers_move_past_them() {
     producer.shutdown().await;
     consumer.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_expired_commitlog_lets_retention_run_outside_its_hours() {
+    // A deleteWhen hour twelve hours away: retention does nothing on its own during this test.
+    let now_hour = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() / 3600;
+    let broker = TestBroker::start_in(tempfile::tempdir().expect("tempdir"), |c| {
+        c.mapped_file_size_commit_log = 4 << 20;
+        c.file_reserved_time = 0.0;
+        c.delete_when = format!("{:02}", (now_hour + 12) % 24);
+        c.clean_resource_interval = 100;
+        c.disk_max_used_space_ratio = 95;
+    });
+    broker.create_topic("TopicManual", 1);
+    let producer = Producer::start(ProducerConfig::new("PG_manual", broker.namesrv().to_string())).expect("producer");
+    // About 12 MiB: three 4 MiB segments.
+    for batch in 0..384 {
+        let messages = (0..32).map(|i| Message::new("TopicManual", format!("{batch}-{i}-{}", "m".repeat(1000))));
+        producer.send_batch(messages.collect()).await.expect("batch send");
+    }
+    producer.shutdown().await;
+    // The shard that stores the topic's one queue holds the three segments.
+    let first = (0..8)
+        .map(|shard| broker.dir.path().join(format!("store/shard-{shard}/commitlog")))
+        .find(|dir| std::fs::read_dir(dir).is_ok_and(|files| files.count() >= 3))
+        .expect("a shard with the segments")
+        .join("00000000000000000000");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(first.exists(), "no deletion outside the deleteWhen hour (10 passes went by)");
+
+    let addr = broker.addr();
+    let answer = tokio::task::spawn_blocking(move || {
+        apogee_tests::call(addr, &wire::RemotingCommand::request(wire::code::request::DELETE_EXPIRED_COMMITLOG))
+    })
+    .await
+    .expect("called");
+    assert_eq!(answer.code, wire::code::response::SUCCESS, "{:?}", answer.remark_str());
+    let deadline = Instant::now() + WAIT;
+    while first.exists() {
+        assert!(Instant::now() < deadline, "DELETE_EXPIRED_COMMITLOG deleted nothing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
