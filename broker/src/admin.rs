@@ -283,6 +283,30 @@ pub fn system_topics(cmd: &RemotingCommand) -> Answer {
     Ok(ok(cmd).with_body(list.encode()))
 }
 
+/// GET_ALL_PRODUCER_INFO (the dashboard's producer list): every producer group with its
+/// online clients, as Java's `ProducerTableInfo` (`remoteIP` in Netty's `/ip:port` form).
+pub fn all_producers(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
+    let now = now_ms();
+    let clients = b.clients.borrow();
+    let data: BTreeMap<&String, Vec<serde_json::Value>> = clients
+        .producers
+        .iter()
+        .map(|(group, channels)| {
+            let infos = channels.values().map(|c| {
+                serde_json::json!({
+                    "clientId": c.client_id,
+                    "remoteIP": format!("/{}", c.addr),
+                    "language": c.language,
+                    "version": c.version,
+                    "lastUpdateTimestamp": now - c.last_update.elapsed().as_millis() as i64,
+                })
+            });
+            (group, infos.collect())
+        })
+        .collect();
+    Ok(ok(cmd).with_body(serde_json::to_vec(&serde_json::json!({ "data": data })).unwrap_or_default()))
+}
+
 pub fn producer_connections(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     let h: GetProducerConnectionListRequestHeader = header(cmd)?;
     let clients = b.clients.borrow();

@@ -74,6 +74,7 @@ async fn other(b: &Rc<Broker>, conn: &Rc<Conn>, cmd: &RemotingCommand, hops: u8)
         req::GET_CONSUME_STATS => crate::admin::consume_stats(b, cmd).await,
         req::GET_CONSUMER_CONNECTION_LIST => crate::admin::consumer_connections(b, cmd),
         req::GET_PRODUCER_CONNECTION_LIST => crate::admin::producer_connections(b, cmd),
+        req::GET_ALL_PRODUCER_INFO => crate::admin::all_producers(b, cmd),
         req::CONSUMER_SEND_MSG_BACK => crate::send_back::send_back(b, cmd).await,
         req::INVOKE_BROKER_TO_RESET_OFFSET => crate::admin::reset_offset(b, cmd).await,
         req::QUERY_TOPIC_CONSUME_BY_WHO => crate::admin::topic_consumed_by(b, cmd),

@@ -632,6 +632,22 @@ fn admin_requests_for_a_topics_groups_cloned_offsets_lag_consume_queues_time_spa
     let missing = span(&mut c, "TopicNone");
     assert_eq!((missing.code, missing.remark_str()), (response::TOPIC_NOT_EXIST, "topic[TopicNone] not exist"));
 
+    // Producers by group (the dashboard's list), from a producer's heartbeat.
+    let producer = HeartbeatData {
+        client_id: "10.0.0.2@producer".into(),
+        consumer_data_set: vec![],
+        producer_data_set: vec![wire::body::ProducerData { group_name: "PG_admin".into() }],
+    };
+    ok(&c.call(RemotingCommand::request(request::HEART_BEAT).with_body(producer.encode())));
+    let producers = c.call(RemotingCommand::request(request::GET_ALL_PRODUCER_INFO));
+    ok(&producers);
+    let table: serde_json::Value = serde_json::from_slice(&producers.body).expect("ProducerTableInfo");
+    let infos = table["data"]["PG_admin"].as_array().expect("PG_admin's producers");
+    assert_eq!(infos.len(), 1, "{table}");
+    assert_eq!(infos[0]["clientId"], "10.0.0.2@producer");
+    assert!(infos[0]["remoteIP"].as_str().is_some_and(|ip| ip.starts_with("/127.0.0.1:")), "{table}");
+    assert!(infos[0]["lastUpdateTimestamp"].as_i64().is_some_and(|t| t > 1_700_000_000_000), "{table}");
+
     let system = c.call(RemotingCommand::request(request::GET_SYSTEM_TOPIC_LIST_FROM_BROKER));
     ok(&system);
     let topics = wire::body::TopicList::decode(&system.body).expect("TopicList").topic_list;
