@@ -16,7 +16,7 @@ use wire::code::{request as req, response as resp};
 use wire::header::*;
 use wire::RemotingCommand;
 
-use crate::clients::{ClientChannel, ConnId};
+use crate::clients::ClientChannel;
 use crate::processor::{error, header, ok, Answer};
 use crate::server::{now_ms, Broker};
 
@@ -481,13 +481,7 @@ pub async fn consumer_status(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     let h: GetConsumerStatusRequestHeader = header(cmd)?;
     let (topic, group) = (h.topic.as_str(), h.group.as_str());
     let only = h.client_addr.as_ref().map(|c| c.as_str()).filter(|c| !c.is_empty());
-    let channels: Vec<(ConnId, String)> = b
-        .clients
-        .borrow()
-        .consumers
-        .get(group)
-        .map(|g| g.channels.iter().map(|(id, ch)| (*id, ch.client_id.clone())).collect())
-        .unwrap_or_default();
+    let channels = b.clients.borrow().consumer_channels(group);
     if channels.is_empty() {
         return Err(error(cmd, resp::SYSTEM_ERROR, format!("No Any Consumer online in the consumer group: [{group}]")));
     }
@@ -531,14 +525,9 @@ pub async fn consume_message_directly(b: &Rc<Broker>, cmd: &RemotingCommand) -> 
 pub async fn call_consumer(b: &Rc<Broker>, cmd: &RemotingCommand) -> Answer {
     let group = cmd.ext_fields.get("consumerGroup").map(str::to_owned).unwrap_or_default();
     let client_id = cmd.ext_fields.get("clientId").map(str::to_owned).unwrap_or_default();
-    let conn = {
-        let clients = b.clients.borrow();
-        let id = clients
-            .consumers
-            .get(&group)
-            .and_then(|g| g.channels.iter().find(|(_, ch)| ch.client_id == client_id).map(|(id, _)| *id));
-        id.and_then(|id| b.conns.borrow().get(&id).cloned())
-    };
+    let channels = b.clients.borrow().consumer_channels(&group);
+    let id = channels.into_iter().find(|(_, c)| *c == client_id).map(|(id, _)| id);
+    let conn = id.and_then(|id| b.conns.borrow().get(&id).cloned());
     let Some(conn) = conn else {
         return Err(error(cmd, resp::SYSTEM_ERROR, format!("The Consumer <{group}> <{client_id}> not online")));
     };

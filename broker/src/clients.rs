@@ -126,6 +126,15 @@ impl Clients {
             .unwrap_or_default()
     }
 
+    /// Connections of a consumer group with the client id on each, for requests the broker
+    /// passes to consumers.
+    pub fn consumer_channels(&self, group: &str) -> Vec<(ConnId, String)> {
+        self.consumers
+            .get(group)
+            .map(|g| g.channels.iter().map(|(id, ch)| (*id, ch.client_id.clone())).collect())
+            .unwrap_or_default()
+    }
+
     /// Connections of a consumer group (for NOTIFY_CONSUMER_IDS_CHANGED).
     pub fn consumer_conns(&self, group: &str) -> Vec<ConnId> {
         self.consumers.get(group).map(|g| g.channels.keys().copied().collect()).unwrap_or_default()
